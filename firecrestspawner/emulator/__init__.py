@@ -1,0 +1,1 @@
+"""A FirecREST v2 emulator for tests, demos and benchmarks."""

@@ -1,0 +1,15 @@
+"""Shared test configuration.
+
+JupyterHub's own fixtures (``app``, ``db``, ``user``, ...) come from its test
+package. Note that its autouse ``tmp_cwd`` fixture changes the working
+directory per module: tests locate files relative to ``__file__``.
+
+Fixture plugins of this project live in ``tests/fixtures/``; add yours to
+``pytest_plugins`` below.
+"""
+
+from __future__ import annotations
+
+pytest_plugins = [
+    "jupyterhub.tests.conftest",
+]

@@ -12,4 +12,5 @@ from __future__ import annotations
 
 pytest_plugins = [
     "jupyterhub.tests.conftest",
+    "tests.fixtures.emulator",
 ]

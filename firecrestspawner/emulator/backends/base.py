@@ -1,0 +1,355 @@
+"""What every backend provides, the job record and the parsing they share."""
+
+from __future__ import annotations
+
+import grp
+import pwd
+import re
+import shlex
+import time
+import zlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import FaultConfig, SystemConfig
+
+JOB_NOT_FOUND = "Job not found."
+
+
+class BackendError(Exception):
+    """A FirecREST error answer (status and ApiResponseError message)."""
+
+    def __init__(self, status: int, message: str, error_type: str = "error") -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.error_type = error_type
+
+
+class JobNotFound(BackendError):
+    def __init__(self, message: str = JOB_NOT_FOUND) -> None:
+        super().__init__(404, message)
+
+
+@dataclass
+class JobRequest:
+    """A validated submit request (``JobDescriptionModel``), snake_case."""
+
+    working_directory: str
+    script: str | None = None
+    script_path: str | None = None
+    name: str | None = None
+    account: str | None = None
+    partition: str | None = None
+    reservation: str | None = None
+    standard_input: str | None = None
+    standard_output: str | None = None
+    standard_error: str | None = None
+    constraints: str | None = None
+    env: dict[str, str] = field(default_factory=lambda: {"F7T_version": "v2.0.0"})
+
+
+@dataclass
+class JobRecord:
+    """What a backend knows about one job; rendered as ``JobModel``."""
+
+    job_id: str
+    name: str
+    user: str
+    group: str
+    partition: str
+    working_directory: str
+    cluster: str
+    account: str | None = None
+    script: str | None = None
+    standard_input: str | None = None
+    standard_output: str | None = None
+    standard_error: str | None = None
+    state: str = "PENDING"
+    reason: str = "None"
+    exit_code: int | None = None
+    signal: int | None = None
+    submit_time: float = field(default_factory=time.time)
+    start_time: float | None = None
+    end_time: float | None = None
+    time_limit: int | None = None
+    nodes: str = ""
+    kill_user: str | None = None
+    priority: int | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.end_time is not None and self.state not in ("COMPLETING", "RUNNING", "PENDING")
+
+    def to_model(self, now: float | None = None) -> dict[str, Any]:
+        """The job as FirecREST's ``JobModel`` (camelCase)."""
+        now = time.time() if now is None else now
+        start = int(self.start_time) if self.start_time is not None else None
+        end = int(self.end_time) if self.end_time is not None else None
+        if start is None:
+            elapsed = 0
+        else:
+            elapsed = int((self.end_time if self.end_time is not None else now) - self.start_time)  # type: ignore[operator]
+        status = {
+            "state": self.state,
+            "stateReason": self.reason,
+            "exitCode": self.exit_code,
+            "interruptSignal": self.signal,
+        }
+        jtime = {
+            "elapsed": elapsed,
+            "start": start,
+            "end": end,
+            "suspended": 0,
+            "limit": self.time_limit,
+        }
+        tasks = None
+        if start is not None:
+            tasks = [
+                {"id": f"{self.job_id}.batch", "name": "batch", "status": status, "time": jtime}
+            ]
+        return {
+            "jobId": self.job_id,
+            "name": self.name,
+            "status": status,
+            "tasks": tasks,
+            "time": jtime,
+            "account": self.account if self.account is not None else "(null)",
+            "allocationNodes": 1,
+            "cluster": self.cluster,
+            "group": self.group,
+            "nodes": self.nodes,
+            "partition": self.partition,
+            "killRequestUser": self.kill_user,
+            "user": self.user,
+            "workingDirectory": self.working_directory,
+            "priority": self.priority,
+        }
+
+    def to_metadata(self) -> dict[str, Any]:
+        return {
+            "jobId": self.job_id,
+            "script": self.script,
+            "standardInput": self.standard_input,
+            "standardOutput": self.standard_output,
+            "standardError": self.standard_error,
+        }
+
+
+class Backend(ABC):
+    """A scheduler for one system. All methods run on the emulator's loop."""
+
+    def __init__(self, system: SystemConfig, faults: FaultConfig) -> None:
+        self.system = system
+        self.faults = faults
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Start background work."""
+
+    async def stop(self) -> None:  # noqa: B027 - optional hook
+        """Stop background work and the jobs' processes."""
+
+    @abstractmethod
+    async def submit(self, user: str, request: JobRequest) -> str: ...
+
+    @abstractmethod
+    async def list_jobs(self, user: str, allusers: bool) -> list[JobRecord]: ...
+
+    @abstractmethod
+    async def get_job(self, user: str, job_id: str) -> JobRecord: ...
+
+    @abstractmethod
+    async def cancel(self, user: str, job_id: str) -> None: ...
+
+    @abstractmethod
+    async def node_fail(self, job_id: str) -> None:
+        """Kill the job as a node failure would (state NODE_FAIL)."""
+
+    @abstractmethod
+    def all_jobs(self) -> list[JobRecord]:
+        """Every job the backend remembers (for the admin endpoint)."""
+
+    # -- status endpoints -------------------------------------------------------
+    async def partitions(self, show_hidden: bool = False) -> list[dict[str, Any]]:
+        slots = self.system.slots or 1
+        return [
+            {"name": p.name, "partition": p.state, "cpus": slots, "totalNodes": 1}
+            for p in self.system.partitions
+            if show_hidden or not p.hidden
+        ]
+
+    async def reservations(self) -> list[dict[str, Any]]:
+        now = int(time.time())
+        out = []
+        for r in self.system.reservations:
+            start = r.start_time if r.start_time is not None else now - 60
+            end = r.end_time if r.end_time is not None else now + 86400
+            out.append(
+                {
+                    "name": r.name,
+                    "nodeList": self.system.node_name,
+                    "startTime": start,
+                    "endTime": end,
+                    "features": r.features,
+                    "state": "active" if start <= now < end else "inactive",
+                }
+            )
+        return out
+
+    @abstractmethod
+    async def nodes(self) -> list[dict[str, Any]]: ...
+
+    async def userinfo(self, user: str) -> dict[str, Any]:
+        ident = identity(user)
+        accounts = self.system.accounts.get(user, self.system.accounts.get("*"))
+        return {
+            "user": {"id": str(ident.uid), "name": user},
+            "group": {"id": str(ident.gid), "name": ident.group},
+            "groups": [{"id": str(g), "name": n} for g, n in ident.groups],
+            "accounts": (
+                [{"name": a, "default": i == 0} for i, a in enumerate(accounts)]
+                if accounts
+                else None
+            ),
+        }
+
+    # -- shared helpers -----------------------------------------------------------
+    def default_partition(self) -> str:
+        for p in self.system.partitions:
+            if p.default:
+                return p.name
+        return self.system.partitions[0].name if self.system.partitions else "normal"
+
+    def export_env(self, env: dict[str, str]) -> dict[str, str]:
+        """The environment as it reaches the job through ``sbatch --export``."""
+        if not self.faults.env_comma_truncation:
+            return dict(env)
+        return {k: v.split(",", 1)[0] for k, v in env.items()}
+
+
+@dataclass
+class Identity:
+    uid: int
+    gid: int
+    group: str
+    groups: list[tuple[int, str]]
+    exists: bool
+    home: str | None
+
+
+def identity(user: str) -> Identity:
+    """Unix identity of ``user``: the real one if the account exists, else a stable fake."""
+    try:
+        pw = pwd.getpwnam(user)
+    except KeyError:
+        fake = 20000 + zlib.crc32(user.encode()) % 40000
+        return Identity(fake, fake, user, [(fake, user)], False, None)
+    try:
+        group = grp.getgrgid(pw.pw_gid).gr_name
+    except KeyError:
+        group = str(pw.pw_gid)
+    groups = [(pw.pw_gid, group)]
+    for g in grp.getgrall():
+        if user in g.gr_mem and g.gr_gid != pw.pw_gid:
+            groups.append((g.gr_gid, g.gr_name))
+    return Identity(pw.pw_uid, pw.pw_gid, group, groups, True, pw.pw_dir)
+
+
+# -- sbatch directives ------------------------------------------------------------
+
+_SHORT = {
+    "-J": "job-name",
+    "-t": "time",
+    "-o": "output",
+    "-e": "error",
+    "-p": "partition",
+    "-A": "account",
+    "-i": "input",
+    "-D": "chdir",
+    "-N": "nodes",
+    "-C": "constraint",
+}
+
+
+def parse_sbatch_directives(script: str) -> dict[str, str]:
+    """``#SBATCH`` options of a script, as sbatch reads them (up to the first command)."""
+    options: dict[str, str] = {}
+    for line in script.splitlines()[1:]:
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if not stripped.startswith("#"):
+            break
+        if not stripped.startswith("#SBATCH"):
+            continue
+        try:
+            words = shlex.split(stripped[len("#SBATCH") :], comments=True)
+        except ValueError:
+            continue
+        i = 0
+        while i < len(words):
+            word = words[i]
+            if word.startswith("--"):
+                key, eq, value = word[2:].partition("=")
+                if not eq and i + 1 < len(words) and not words[i + 1].startswith("-"):
+                    value = words[i + 1]
+                    i += 1
+                options[key] = value
+            elif word[:2] in _SHORT:
+                value = word[2:]
+                if not value and i + 1 < len(words):
+                    value = words[i + 1]
+                    i += 1
+                options[_SHORT[word[:2]]] = value
+            i += 1
+    return options
+
+
+_TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
+
+
+def parse_time_limit(value: str) -> int | None:
+    """Slurm ``--time`` to seconds (None for unlimited); raises ValueError."""
+    value = value.strip()
+    if value.upper() in ("UNLIMITED", "INFINITE", "-1"):
+        return None
+    m = _TIME.match(value)
+    if not m:
+        raise ValueError(f"Invalid time limit specification: {value}")
+    days, a, b, c = m.groups()
+    if days is not None:
+        # D-H, D-H:M, D-H:M:S
+        h, mi, s = int(a), int(b or 0), int(c or 0)
+        return int(days) * 86400 + h * 3600 + mi * 60 + s
+    if b is None:
+        return int(a) * 60  # minutes
+    if c is None:
+        return int(a) * 60 + int(b)  # M:S
+    return int(a) * 3600 + int(b) * 60 + int(c)  # H:M:S
+
+
+def expand_output_pattern(pattern: str, job_id: str, name: str, user: str, node: str) -> str:
+    """sbatch filename patterns: %j %x %u %N %% (the ones batch scripts use)."""
+    out = []
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "%" and i + 1 < len(pattern):
+            code = pattern[i + 1]
+            repl = {
+                "j": job_id,
+                "J": job_id,
+                "A": job_id,
+                "x": name,
+                "u": user,
+                "N": node,
+                "%": "%",
+            }
+            if code in repl:
+                out.append(repl[code])
+                i += 2
+                continue
+        out.append(ch)
+        i += 1
+    return "".join(out)

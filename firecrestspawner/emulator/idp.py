@@ -1,0 +1,197 @@
+"""A small development identity provider: RS256 JWTs, a JWKS, three grants.
+
+Not a general OAuth server: just enough of Keycloak's token endpoint for the
+spawner, the demo and the tests (``client_credentials``, ``refresh_token``
+with rotation, and ``password`` for the demo authenticator).
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import secrets
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc import jwt
+from joserfc.jwk import KeySet, RSAKey
+
+from .config import IdpConfig
+
+
+class IdpError(Exception):
+    """An OAuth error answer (RFC 6749 section 5.2)."""
+
+    def __init__(self, status: int, error: str, description: str) -> None:
+        super().__init__(description)
+        self.status = status
+        self.error = error
+        self.description = description
+
+    def body(self) -> dict[str, str]:
+        return {"error": self.error, "error_description": self.description}
+
+
+@dataclass
+class RefreshRecord:
+    username: str
+    client_id: str | None
+    expires_at: float
+
+
+class IdentityProvider:
+    def __init__(self, config: IdpConfig, issuer: str = "http://127.0.0.1/idp") -> None:
+        self.config = config
+        self.issuer = config.issuer or issuer
+        self.key = RSAKey.generate_key(
+            2048, parameters={"kid": uuid.uuid4().hex[:16], "use": "sig", "alg": "RS256"}
+        )
+        self._refresh: dict[str, RefreshRecord] = {}
+        self.grant_counts: Counter[str] = Counter()
+
+    # -- keys ------------------------------------------------------------
+    @property
+    def kid(self) -> str:
+        return str(self.key.kid)
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [self.key.as_dict(private=False)]}
+
+    def key_set(self) -> KeySet:
+        return KeySet([self.key])
+
+    # -- issuing -----------------------------------------------------------
+    def issue_access_token(
+        self,
+        username: str,
+        *,
+        client_id: str | None = None,
+        lifetime: int | None = None,
+        claims: dict[str, Any] | None = None,
+        omit_username: bool = False,
+    ) -> tuple[str, int]:
+        """Sign an access token; returns (token, lifetime in seconds)."""
+        lifetime = self.config.access_token_lifetime if lifetime is None else lifetime
+        now = int(time.time())
+        payload: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": username,
+            "iat": now,
+            "exp": now + lifetime,
+            "jti": uuid.uuid4().hex,
+            "typ": "Bearer",
+            "azp": client_id or "firecrest-emulator",
+            "scope": "openid profile",
+        }
+        if not omit_username:
+            payload["preferred_username"] = username
+        payload.update(claims or {})
+        token = jwt.encode({"alg": "RS256", "kid": self.kid, "typ": "JWT"}, payload, self.key)
+        return token, lifetime
+
+    def issue_refresh_token(
+        self, username: str, *, client_id: str | None = None, lifetime: int | None = None
+    ) -> str:
+        lifetime = self.config.refresh_token_lifetime if lifetime is None else lifetime
+        token = secrets.token_urlsafe(32)
+        self._refresh[token] = RefreshRecord(username, client_id, time.time() + lifetime)
+        return token
+
+    def revoke(self, *, username: str | None = None, token: str | None = None) -> int:
+        """Invalidate refresh tokens by value or by user; returns how many."""
+        victims = [
+            t
+            for t, rec in self._refresh.items()
+            if (token is not None and t == token)
+            or (username is not None and rec.username == username)
+        ]
+        for t in victims:
+            del self._refresh[t]
+        return len(victims)
+
+    def _token_response(
+        self, username: str, client_id: str | None, *, refresh: bool
+    ) -> dict[str, Any]:
+        access, lifetime = self.issue_access_token(username, client_id=client_id)
+        body: dict[str, Any] = {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": lifetime,
+            "scope": "openid profile",
+        }
+        if refresh:
+            body["refresh_token"] = self.issue_refresh_token(username, client_id=client_id)
+            body["refresh_expires_in"] = self.config.refresh_token_lifetime
+        return body
+
+    # -- the token endpoint --------------------------------------------------
+    def grant(self, form: dict[str, str], authorization: str | None) -> dict[str, Any]:
+        """Answer a token request (form fields, Authorization header); raises IdpError."""
+        grant_type = form.get("grant_type", "")
+        self.grant_counts[grant_type or "(none)"] += 1
+        client_id, client_secret = _client_credentials(form, authorization)
+        if grant_type == "client_credentials":
+            client = self.config.clients.get(client_id or "")
+            if client is None or not hmac.compare_digest(client.secret, client_secret or ""):
+                raise IdpError(
+                    401, "invalid_client", "Invalid client or Invalid client credentials"
+                )
+            return self._token_response(client.username or str(client_id), client_id, refresh=False)
+        self._check_optional_client(client_id, client_secret)
+        if grant_type == "refresh_token":
+            value = form.get("refresh_token", "")
+            record = self._refresh.get(value)
+            if record is None:
+                raise IdpError(400, "invalid_grant", "Invalid refresh token")
+            if record.expires_at < time.time():
+                del self._refresh[value]
+                raise IdpError(400, "invalid_grant", "Token is not active")
+            if self.config.rotate_refresh_tokens:
+                del self._refresh[value]
+            body = self._token_response(
+                record.username,
+                client_id or record.client_id,
+                refresh=self.config.rotate_refresh_tokens,
+            )
+            if not self.config.rotate_refresh_tokens:
+                body["refresh_token"] = value
+                body["refresh_expires_in"] = max(0, int(record.expires_at - time.time()))
+            return body
+        if grant_type == "password":
+            username = form.get("username", "")
+            password = form.get("password", "")
+            expected = self.config.users.get(username)
+            ok = bool(username) and (
+                (expected is not None and hmac.compare_digest(expected, password))
+                or (expected is None and self.config.dev_mode)
+            )
+            if not ok:
+                raise IdpError(401, "invalid_grant", "Invalid user credentials")
+            return self._token_response(username, client_id, refresh=True)
+        raise IdpError(400, "unsupported_grant_type", f"Unsupported grant_type: {grant_type!r}")
+
+    def _check_optional_client(self, client_id: str | None, secret: str | None) -> None:
+        if client_id and client_id in self.config.clients and secret is not None:
+            if not hmac.compare_digest(self.config.clients[client_id].secret, secret):
+                raise IdpError(
+                    401, "invalid_client", "Invalid client or Invalid client credentials"
+                )
+            return
+        if not self.config.dev_mode and (not client_id or client_id not in self.config.clients):
+            raise IdpError(401, "invalid_client", "Invalid client or Invalid client credentials")
+
+
+def _client_credentials(
+    form: dict[str, str], authorization: str | None
+) -> tuple[str | None, str | None]:
+    if authorization and authorization.lower().startswith("basic "):
+        try:
+            decoded = base64.b64decode(authorization[6:].strip()).decode()
+            cid, _, secret = decoded.partition(":")
+            return cid, secret
+        except (ValueError, UnicodeDecodeError):
+            return None, None
+    return form.get("client_id"), form.get("client_secret")

@@ -1,0 +1,179 @@
+"""The job-status cache shared by all spawners of a hub process.
+
+There is one :class:`SystemStatus` per (event loop, FirecREST URL, system).
+Spawners ask it for their job with a maximum age; it answers from the last
+batched job list when that is fresh enough and otherwise fetches a new list,
+sharing the request with every concurrent caller. So the number of FirecREST
+requests grows with the number of *identities* polled per interval, not with
+the number of spawners: with the service account (``allusers``) it is one
+list per system per interval.
+
+A job missing from the list (firecrest-v2 #177, or aged out of it) is asked
+for by id, once per interval, and only that job. Errors are results too: an
+:class:`Observation` with ``error`` set means "unknown", never "gone".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+ListFetcher = Callable[[], Awaitable[list[dict]]]
+JobFetcher = Callable[[], Awaitable[dict | None]]
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What is known about one job at ``fetched_at`` (monotonic seconds)."""
+
+    job: dict | None
+    fetched_at: float
+    #: A transient failure: the job's state is unknown.
+    error: BaseException | None = None
+
+    @property
+    def found(self) -> bool:
+        return self.job is not None and self.error is None
+
+    @property
+    def missing(self) -> bool:
+        """FirecREST positively does not know the job (404 / not listed)."""
+        return self.job is None and self.error is None
+
+
+@dataclass
+class _Snapshot:
+    fetched_at: float = -1e18
+    jobs: dict[str, dict] = field(default_factory=dict)
+    error: BaseException | None = None
+    task: asyncio.Task | None = None
+
+
+def _consume(task: asyncio.Task) -> None:
+    # Errors are delivered through the snapshot; never "exception never retrieved".
+    if not task.cancelled():
+        task.exception()
+
+
+class SystemStatus:
+    """Cached job lists (per identity) and by-id lookups for one system."""
+
+    def __init__(self, url: str, system: str, clock: Callable[[], float] = time.monotonic):
+        self.url = url
+        self.system = system
+        self._clock = clock
+        self._lists: dict[str, _Snapshot] = {}
+        self._by_id: dict[str, _Snapshot] = {}
+        #: Requests made, for tests and metrics: {"list": n, "job": n}.
+        self.requests = {"list": 0, "job": 0}
+
+    async def _refresh(
+        self, snap: _Snapshot, max_age: float, fetch: Callable[[], Awaitable]
+    ) -> None:
+        """Bring ``snap`` to at most ``max_age`` old, sharing in-flight fetches."""
+        if snap.task is None and self._clock() - snap.fetched_at <= max_age:
+            return
+        if snap.task is None:
+
+            async def run() -> None:
+                try:
+                    result = await fetch()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as e:  # noqa: BLE001 - any failure is "unknown"
+                    snap.error = e
+                else:
+                    snap.error = None
+                    snap.jobs = result
+                finally:
+                    snap.fetched_at = self._clock()
+                    snap.task = None
+
+            snap.task = asyncio.ensure_future(run())
+            snap.task.add_done_callback(_consume)
+        # A caller that is cancelled (hub timeout) must not cancel the shared fetch.
+        await asyncio.shield(snap.task)
+
+    async def observe(
+        self,
+        job_id: str,
+        *,
+        identity: str,
+        list_jobs: ListFetcher,
+        get_job: JobFetcher,
+        max_age: float,
+    ) -> Observation:
+        """The job ``job_id`` as seen at most ``max_age`` seconds ago."""
+        snap = self._lists.setdefault(identity, _Snapshot())
+
+        async def fetch_list() -> dict[str, dict]:
+            self.requests["list"] += 1
+            jobs = await list_jobs()
+            return {str(j.get("jobId")): j for j in jobs or []}
+
+        await self._refresh(snap, max_age, fetch_list)
+        if snap.error is not None:
+            return Observation(None, snap.fetched_at, snap.error)
+        job = snap.jobs.get(str(job_id))
+        if job is not None:
+            return Observation(job, snap.fetched_at)
+
+        # Not in the list: ask for this job alone (firecrest-v2 #177).
+        one = self._by_id.setdefault(str(job_id), _Snapshot())
+
+        async def fetch_one() -> dict[str, dict]:
+            self.requests["job"] += 1
+            found = await get_job()
+            return {str(job_id): found} if found is not None else {}
+
+        await self._refresh(one, max_age, fetch_one)
+        self._prune()
+        if one.error is not None:
+            return Observation(None, one.fetched_at, one.error)
+        return Observation(one.jobs.get(str(job_id)), one.fetched_at)
+
+    def invalidate(self, job_id: str | None = None) -> None:
+        """Forget cached answers (after submit or cancel) so the next call fetches."""
+        for snap in self._lists.values():
+            if snap.task is None:
+                snap.fetched_at = -1e18
+        if job_id is not None:
+            self._by_id.pop(str(job_id), None)
+
+    def _prune(self, keep: float = 600.0) -> None:
+        now = self._clock()
+        for key in [
+            k for k, s in self._by_id.items() if s.task is None and now - s.fetched_at > keep
+        ]:
+            self._by_id.pop(key, None)
+
+
+_caches: dict[tuple[int, str, str], tuple[Any, SystemStatus]] = {}
+
+
+def get_status(url: str, system: str) -> SystemStatus:
+    """The shared cache for (running loop, ``url``, ``system``)."""
+    loop = asyncio.get_running_loop()
+    key = (id(loop), url.rstrip("/"), system.lower())
+    entry = _caches.get(key)
+    if entry is None or entry[0] is not loop:
+        entry = (loop, SystemStatus(url, system))
+        _caches[key] = entry
+    return entry[1]
+
+
+def reset() -> None:
+    """Drop every cache (tests)."""
+    for _loop, status in _caches.values():
+        for snap in [*status._lists.values(), *status._by_id.values()]:
+            if snap.task is not None:
+                with contextlib.suppress(RuntimeError):
+                    snap.task.cancel()
+    _caches.clear()
+
+
+__all__ = ["Observation", "SystemStatus", "get_status", "reset"]

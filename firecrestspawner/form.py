@@ -1,0 +1,501 @@
+"""The spawn form of profile mode, rendered from the site profiles (pure).
+
+:func:`build_view` turns the profiles a user may see into a small view model
+(what is selected, what each field shows, which ``when`` rules hide it, what
+the spawn will request); :func:`render_form` renders it with a Jinja2
+environment that autoescapes everything, so names and descriptions from
+profile files, the cluster or remembered choices are always text, never
+markup. The HTML follows JupyterHub 5/6's Bootstrap 5 markup (``form-check``,
+``form-select``, ``form-control``, ``card``) and is inserted by JupyterHub
+into its own ``<form id="spawn_form">``.
+
+Field names are ``<profile id>.<option id>`` so each profile keeps its own
+values; :func:`form_to_options` (used by ``options_from_form``) keeps only
+those of the selected profile and of the options whose ``when`` rules hold,
+which is what the inline script sends when JavaScript is on. Whatever comes
+out still goes through :func:`firecrestspawner.options.validate_options` at
+spawn time. This module does not import jupyterhub.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import jinja2
+
+from .cluster import ClusterChoices
+
+#: Form field carrying the profile id (also the ``user_options`` key).
+PROFILE_FIELD = "profile"
+
+#: Request variables shown in the summary, in this order, with their labels.
+SUMMARY_LABELS: dict[str, str] = {
+    "nnodes": "nodes:",
+    "ntasks": "tasks:",
+    "ngpus": "GPUs:",
+    "memory": "memory:",
+    "runtime": "time:",
+    "partition": "partition:",
+    "reservation": "reservation:",
+    "account": "account:",
+    "uenv": "image:",
+    "uenv_view": "view:",
+}
+
+
+def field_name(profile_id: str, option_id: str) -> str:
+    """The form field of one option of one profile."""
+    return f"{profile_id}.{option_id}"
+
+
+@dataclass
+class ChoiceView:
+    value: str
+    label: str
+    detail: str = ""
+    selected: bool = False
+    #: Request variables this choice sets (shown in the summary).
+    req: dict[str, str] = field(default_factory=dict)
+    #: For uenv views: the image the view belongs to.
+    image: str = ""
+
+
+@dataclass
+class OptionView:
+    id: str
+    name: str
+    kind: str  # select | checkbox | number | text | uenv_view
+    label: str
+    description: str = ""
+    choices: list[ChoiceView] = field(default_factory=list)
+    value: Any = None
+    min: Any = None
+    max: Any = None
+    step: Any = None
+    pattern: str = ""
+    maxlength: int | None = None
+    placeholder: str = ""
+    req_key: str = ""
+    #: ``[{"option": id, "values": [str, ...]}, ...]``: all must hold.
+    when: list[dict[str, Any]] = field(default_factory=list)
+    active: bool = True
+    #: Without JavaScript every field shows; this says when one is used.
+    when_hint: str = ""
+    note: str = ""
+
+
+@dataclass
+class ProfileView:
+    id: str
+    display_name: str
+    description: str = ""
+    system: str = ""
+    selected: bool = False
+    options: list[OptionView] = field(default_factory=list)
+    #: Request variables before any option (profile, file and config values).
+    req: dict[str, str] = field(default_factory=dict)
+    summary: str = ""
+
+
+# -------------------------------------------------------------------------
+# helpers
+
+
+def allowed(
+    groups: Iterable[str] | None, users: Iterable[str] | None, user: str, user_groups: Iterable[str]
+) -> bool:
+    """Allow-list check shared with the validator's semantics: absent on both = everyone."""
+    if groups is None and users is None:
+        return True
+    if users is not None and user in set(users):
+        return True
+    return groups is not None and bool(set(groups) & set(user_groups))
+
+
+def when_text(value: Any) -> str:
+    """A value as the form (and the inline script) compares it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return "" if value is None else str(value)
+
+
+def _req_text(req: Mapping[str, Any]) -> dict[str, str]:
+    return {str(k): when_text(v) for k, v in req.items()}
+
+
+def summary_text(req: Mapping[str, Any]) -> str:
+    parts = []
+    for key, label in SUMMARY_LABELS.items():
+        value = req.get(key)
+        if value not in (None, ""):
+            parts.append(f"{label} {when_text(value)}")
+    return ", ".join(parts)
+
+
+def _when_hint(profile: Any, option: Any) -> str:
+    labels = {o.id: o.display_name for o in profile.options}
+    parts = []
+    for other, accepted in (option.when or {}).items():
+        shown = ", ".join(when_text(v) for v in accepted)
+        parts.append(f"{labels.get(other, other)} is {shown}")
+    return ("Used only when " + " and ".join(parts) + ".") if parts else ""
+
+
+def _when_rules(option: Any) -> list[dict[str, Any]]:
+    rules = getattr(option, "when", None) or {}
+    return [{"option": k, "values": [when_text(v) for v in vs]} for k, vs in rules.items()]
+
+
+def active_options(profile: Any, values: Mapping[str, Any]) -> set[str]:
+    """Ids of the options whose ``when`` rules hold for ``values``.
+
+    Rules refer to options declared earlier; an inactive option counts as
+    having no value, so chains (A shows B shows C) resolve in one pass.
+    """
+    active: set[str] = set()
+    for option in profile.options:
+        ok = True
+        for other, accepted in (option.when or {}).items():
+            if other not in active:
+                ok = False
+                break
+            if when_text(values.get(other)) not in {when_text(v) for v in accepted}:
+                ok = False
+                break
+        if ok:
+            active.add(option.id)
+    return active
+
+
+def default_value(option: Any, cluster: ClusterChoices | None = None) -> Any:
+    """The preselected value of an option, as its model documents it."""
+    kind = option.kind
+    if kind == "choice":
+        return option.default if option.default is not None else next(iter(option.choices))
+    if kind == "cluster_choice":
+        offered = cluster.values if cluster is not None else tuple(option.fallback)
+        if option.default is not None and (not offered or option.default in offered):
+            return option.default
+        if cluster is not None and cluster.default and cluster.default in offered:
+            return cluster.default
+        if not option.required:
+            return ""
+        return offered[0] if offered else ""
+    if kind == "integer":
+        if option.default is not None:
+            return option.default
+        return option.min if option.min is not None else 1
+    if kind == "number":
+        if option.default is not None:
+            return option.default
+        return option.min if option.min is not None else 0
+    if kind == "duration":
+        return option.default or option.max or option.min or "01:00:00"
+    if kind == "text":
+        return option.default
+    if kind == "boolean":
+        return option.default
+    if kind == "uenv":
+        image = option.default if option.default is not None else next(iter(option.images))
+        views = option.images[image].views if image in option.images else {}
+        view = option.images[image].default_view if image in option.images else None
+        return {"image": image, "view": view or next(iter(views), "")}
+    return None
+
+
+# -------------------------------------------------------------------------
+# view model
+
+
+def _option_views(
+    profile: Any,
+    option: Any,
+    *,
+    name: str,
+    value: Any,
+    user: str,
+    groups: Sequence[str],
+    cluster: ClusterChoices | None,
+    active: bool,
+) -> list[OptionView]:
+    base = {
+        "id": option.id,
+        "name": name,
+        "label": option.display_name,
+        "description": option.description,
+        "req_key": option.req_name,
+        "when": _when_rules(option),
+        "when_hint": _when_hint(profile, option),
+        "active": active,
+    }
+    kind = option.kind
+    if kind == "choice":
+        choices = [
+            ChoiceView(
+                value=key,
+                label=c.display_name,
+                detail=c.description,
+                selected=key == when_text(value),
+                req=_req_text(c.req),
+            )
+            for key, c in option.choices.items()
+            if allowed(c.groups, c.users, user, groups)
+        ]
+        return [OptionView(kind="select", choices=choices, value=value, **base)]
+    if kind == "cluster_choice":
+        items = cluster.items if cluster is not None else ()
+        choices = []
+        if not option.required:
+            choices.append(ChoiceView(value="", label="(none)", selected=value in ("", None)))
+        values_seen = set()
+        for c in items:
+            values_seen.add(c.value)
+            choices.append(
+                ChoiceView(
+                    value=c.value,
+                    label=c.text,
+                    detail=c.detail,
+                    selected=c.value == when_text(value),
+                )
+            )
+        note = cluster.note if cluster is not None else ""
+        return [OptionView(kind="select", choices=choices, value=value, note=note, **base)]
+    if kind in ("integer", "number"):
+        step = option.step if option.step is not None else (1 if kind == "integer" else "any")
+        return [
+            OptionView(
+                kind="number",
+                value=when_text(value),
+                min=option.min,
+                max=option.max,
+                step=step,
+                **base,
+            )
+        ]
+    if kind == "duration":
+        desc = option.description or ""
+        limits = []
+        if option.min:
+            limits.append(f"at least {option.min}")
+        if option.max:
+            limits.append(f"at most {option.max}")
+        hint = "Slurm time format, e.g. 01:30:00" + (f" ({', '.join(limits)})" if limits else "")
+        base["description"] = f"{desc} {hint}".strip() if desc else hint
+        return [
+            OptionView(
+                kind="text",
+                value=when_text(value),
+                placeholder="HH:MM:SS",
+                maxlength=16,
+                **base,
+            )
+        ]
+    if kind == "text":
+        return [
+            OptionView(
+                kind="text",
+                value=when_text(value),
+                pattern=option.pattern,
+                maxlength=option.max_length,
+                placeholder=option.placeholder,
+                **base,
+            )
+        ]
+    if kind == "boolean":
+        return [OptionView(kind="checkbox", value=bool(value), **base)]
+    if kind == "uenv":
+        current = value if isinstance(value, Mapping) else {}
+        image_now = when_text(current.get("image"))
+        view_now = when_text(current.get("view"))
+        images = [
+            (key, img)
+            for key, img in option.images.items()
+            if allowed(img.groups, img.users, user, groups)
+        ]
+        image_choices = [
+            ChoiceView(
+                value=key,
+                label=img.display_name or key,
+                detail=img.description,
+                selected=key == image_now,
+                req=_req_text(img.req),
+            )
+            for key, img in images
+        ]
+        view_choices = [
+            ChoiceView(
+                value=vkey,
+                label=f"{view.display_name or vkey} ({img.display_name or key})",
+                detail=view.description,
+                selected=key == image_now and vkey == view_now,
+                image=key,
+            )
+            for key, img in images
+            for vkey, view in img.views.items()
+        ]
+        out = [OptionView(kind="select", choices=image_choices, value=image_now, **base)]
+        if view_choices:
+            out.append(
+                OptionView(
+                    id=f"{option.id}_view",
+                    name=f"{name}_view",
+                    kind="uenv_view",
+                    label=f"{option.display_name}: view",
+                    choices=view_choices,
+                    value=view_now,
+                    req_key=option.view_req,
+                    when=base["when"],
+                    when_hint=base["when_hint"],
+                    active=active,
+                )
+            )
+        return out
+    raise ValueError(f"option {option.id!r} has an unknown kind {kind!r}")
+
+
+def build_view(
+    profile: Any,
+    *,
+    user: str,
+    groups: Sequence[str],
+    values: Mapping[str, Any],
+    selected: bool,
+    cluster: Mapping[str, ClusterChoices] | None = None,
+    base_req: Mapping[str, Any] | None = None,
+    req: Mapping[str, Any] | None = None,
+) -> ProfileView:
+    """The view of one profile the user may see.
+
+    ``values`` are the values to preselect (remembered and re-validated, or
+    defaults), ``cluster`` the cluster choices per option id, ``base_req``
+    the request variables before any option and ``req`` those the current
+    values resolve to (for the summary).
+    """
+    cluster = cluster or {}
+    values = dict(values)
+    for option in profile.options:
+        if option.id not in values:
+            values[option.id] = default_value(option, cluster.get(option.id))
+    active = active_options(profile, values)
+    views: list[OptionView] = []
+    for option in profile.options:
+        if not allowed(option.groups, option.users, user, groups):
+            continue
+        views.extend(
+            _option_views(
+                profile,
+                option,
+                name=field_name(profile.id, option.id),
+                value=values.get(option.id),
+                user=user,
+                groups=groups,
+                cluster=cluster.get(option.id),
+                active=option.id in active,
+            )
+        )
+    return ProfileView(
+        id=profile.id,
+        display_name=profile.display_name,
+        description=profile.description,
+        system=profile.system,
+        selected=selected,
+        options=views,
+        req=_req_text(base_req or {}),
+        summary=summary_text(req if req is not None else (base_req or {})),
+    )
+
+
+# -------------------------------------------------------------------------
+# rendering
+
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("firecrestspawner", "templates/form"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def render_form(profiles: Sequence[ProfileView], notes: Sequence[str] = ()) -> str:
+    """The form HTML (a fragment for JupyterHub's ``spawn.html``)."""
+    template = _ENV.get_template("spawn_form.html")
+    return template.render(
+        profiles=list(profiles),
+        notes=list(dict.fromkeys(n for n in notes if n)),
+        summary_labels=SUMMARY_LABELS,
+        summary_order=list(SUMMARY_LABELS),
+    )
+
+
+# -------------------------------------------------------------------------
+# form data -> raw user options
+
+
+def _last(values: Any) -> Any:
+    if isinstance(values, list | tuple):
+        return values[-1] if values else None
+    return values
+
+
+def form_to_options(formdata: Mapping[str, Any], profile: Any | None) -> dict[str, Any]:
+    """Raw ``user_options`` from the fields the selected profile owns.
+
+    ``formdata`` is JupyterHub's dict of lists of strings. Fields of other
+    profiles, ``_xsrf`` and anything unknown are dropped; of the profile's own
+    options only those whose ``when`` rules hold are kept (as the inline
+    script disables the others), so a form posted without JavaScript means
+    the same as one posted with it. Values stay strings: the validator types
+    and checks them. ``profile`` is None when the posted id is not one the
+    user may see; then only the id is passed on, for the validator to refuse.
+    """
+    profile_id = _last(formdata.get(PROFILE_FIELD))
+    out: dict[str, Any] = {}
+    if profile_id is None:
+        return out
+    out[PROFILE_FIELD] = str(profile_id)
+    if profile is None:
+        return out
+    raw: dict[str, Any] = {}
+    for option in profile.options:
+        name = field_name(profile.id, option.id)
+        if name in formdata:
+            value = _last(formdata[name])
+            if option.kind == "boolean":
+                # A ticked box posts the hidden "false" and then "true".
+                value = "true" if "true" in list(formdata[name]) else "false"
+            raw[option.id] = value
+        if option.kind == "uenv" and f"{name}_view" in formdata:
+            raw[f"{option.id}_view"] = _last(formdata[f"{name}_view"])
+    active = active_options(profile, raw)
+    for option in profile.options:
+        if option.id not in active:
+            continue
+        if option.id in raw:
+            out[option.id] = raw[option.id]
+        if option.kind == "uenv" and f"{option.id}_view" in raw:
+            out[f"{option.id}_view"] = raw[f"{option.id}_view"]
+    return out
+
+
+__all__ = [
+    "PROFILE_FIELD",
+    "SUMMARY_LABELS",
+    "ChoiceView",
+    "OptionView",
+    "ProfileView",
+    "active_options",
+    "allowed",
+    "build_view",
+    "default_value",
+    "field_name",
+    "form_to_options",
+    "render_form",
+    "summary_text",
+    "when_text",
+]

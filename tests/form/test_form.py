@@ -1,0 +1,228 @@
+"""The spawn form rendered from profiles: markup, escaping, defaults, `when`
+rules, and form data -> raw user options (pure, no hub)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from bs4 import BeautifulSoup
+from ruamel.yaml import YAML
+
+from firecrestspawner import form
+from firecrestspawner.cluster import ClusterChoice, ClusterChoices
+from firecrestspawner.profile_models import ProfileFile
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(scope="module")
+def site() -> ProfileFile:
+    data = YAML(typ="safe", pure=True).load((HERE / "profiles" / "site.yaml").read_text())
+    return ProfileFile.model_validate(data)
+
+
+def _profile(site, pid):
+    return next(p for p in site.profiles if p.id == pid)
+
+
+def _render(site, pids, *, user="alice", groups=(), values=None, selected=None, **kw):
+    views = []
+    for pid in pids:
+        p = _profile(site, pid)
+        views.append(
+            form.build_view(
+                p,
+                user=user,
+                groups=list(groups),
+                values=(values or {}).get(pid, {}),
+                selected=pid == (selected or pids[0]),
+                cluster=kw.get("cluster", {}).get(pid),
+            )
+        )
+    return BeautifulSoup(form.render_form(views, notes=kw.get("notes", ())), "html.parser")
+
+
+def test_profiles_render_as_bootstrap_radio_cards_with_labels(site):
+    soup = _render(site, ["cpu", "gpu"])
+    radios = soup.select("input.form-check-input[type=radio][name=profile]")
+    assert [r["value"] for r in radios] == ["cpu", "gpu"]
+    assert radios[0].has_attr("checked")
+    assert not radios[1].has_attr("checked")
+    for r in radios:
+        label = soup.find("label", attrs={"for": r["id"]})
+        assert label is not None
+    assert len(soup.select(".card.fcs-profile")) == 2
+    # Every visible input, select has a label tied to it.
+    for field in soup.select("select, input[type=text], input[type=number], input[type=checkbox]"):
+        assert soup.find("label", attrs={"for": field["id"]}), field
+
+
+def test_defaults_are_preselected(site):
+    soup = _render(site, ["cpu"])
+    assert (
+        soup.find("select", attrs={"name": "cpu.partition"}).find("option", selected=True)["value"]
+        == "normal"
+    )
+    assert soup.find("input", attrs={"name": "cpu.runtime"})["value"] == "01:00:00"
+    assert soup.find("input", attrs={"name": "cpu.nnodes"})["value"] == "1"
+    assert soup.find("input", attrs={"name": "cpu.nnodes"})["max"] == "4"
+    assert not soup.find(
+        "input", attrs={"name": "cpu.use_reservation", "type": "checkbox"}
+    ).has_attr("checked")
+
+
+def test_previous_values_are_preselected(site):
+    values = {"cpu": {"partition": "debug", "nnodes": 3, "use_reservation": True}}
+    soup = _render(site, ["cpu"], values=values)
+    sel = soup.find("select", attrs={"name": "cpu.partition"}).find("option", selected=True)
+    assert sel["value"] == "debug"
+    assert soup.find("input", attrs={"name": "cpu.nnodes"})["value"] == "3"
+    assert soup.find("input", attrs={"name": "cpu.use_reservation", "type": "checkbox"}).has_attr(
+        "checked"
+    )
+    res = soup.find("div", attrs={"data-fcs-option": "reservation"})
+    assert not res.has_attr("data-fcs-inactive")
+
+
+def test_when_rules_are_exposed_for_the_script_and_as_text(site):
+    soup = _render(site, ["cpu"])
+    res = soup.find("div", attrs={"data-fcs-option": "reservation"})
+    assert res.has_attr("data-fcs-inactive")  # the box is unticked by default
+    assert res["data-fcs-when"] == '[{"option": "use_reservation", "values": ["true"]}]'
+    assert "Used only when Use a reservation is true." in res.get_text()
+
+
+def test_hostile_profile_texts_render_as_text(site):
+    p = _profile(site, "hostile")
+    html = form.render_form(
+        [form.build_view(p, user="mallory", groups=[], values={}, selected=True)]
+    )
+    assert "<script>alert" not in html
+    assert "<img" not in html
+    assert "<svg" not in html
+    soup = BeautifulSoup(html, "html.parser")
+    label = soup.find("label", attrs={"for": "fcs-p1"})
+    assert label.get_text() == '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
+    # JSON in attributes cannot break out of them.
+    option = soup.find("option", attrs={"value": "a"})
+    assert json.loads(option["data-fcs-req"]) == {"note": "x' onmouseover='alert(6)\" y"}
+    assert not soup.find(attrs={"onmouseover": True})
+    # Only the form's own inline script is present.
+    assert len(soup.find_all("script")) == 1
+
+
+def test_cluster_choices_and_note(site):
+    cluster = ClusterChoices(
+        source="accounts",
+        system="cluster",
+        items=(ClusterChoice("fallback-account"),),
+        origin="fallback",
+        note="FirecREST did not answer within 2 s; showing the site's default list.",
+    )
+    soup = _render(site, ["gpu"], groups=["gpu-users"], cluster={"gpu": {"account": cluster}})
+    select = soup.find("select", attrs={"name": "gpu.account"})
+    assert [o["value"] for o in select.find_all("option")] == ["fallback-account"]
+    note = soup.select_one(".fcs-option-note")
+    assert "did not answer within 2 s" in note.get_text()
+    assert note["id"] in select["aria-describedby"]
+
+
+def test_summary_shows_requested_resources(site):
+    p = _profile(site, "cpu")
+    view = form.build_view(
+        p,
+        user="a",
+        groups=[],
+        values={},
+        selected=True,
+        base_req={"nnodes": 1, "runtime": "01:00:00"},
+        req={"nnodes": 2, "runtime": "02:00:00", "partition": "debug"},
+    )
+    assert view.summary == "nodes: 2, time: 02:00:00, partition: debug"
+    soup = BeautifulSoup(form.render_form([view]), "html.parser")
+    assert soup.select_one(".fcs-summary-text").get_text() == view.summary
+
+
+@pytest.mark.parametrize(
+    ("formdata", "expected"),
+    [
+        pytest.param(
+            {
+                "profile": ["cpu"],
+                "cpu.partition": ["debug"],
+                "cpu.runtime": ["02:00:00"],
+                "cpu.nnodes": ["2"],
+                "cpu.use_reservation": ["false"],
+                "cpu.reservation": ["course"],
+                "gpu.ngpus": ["4"],
+                "_xsrf": ["token"],
+                "evil": ["x"],
+            },
+            {
+                "profile": "cpu",
+                "partition": "debug",
+                "runtime": "02:00:00",
+                "nnodes": "2",
+                "use_reservation": "false",
+            },
+            id="js-off-other-profile-and-inactive-option-dropped",
+        ),
+        pytest.param(
+            {
+                "profile": ["cpu"],
+                "cpu.use_reservation": ["false", "true"],
+                "cpu.reservation": ["course"],
+            },
+            {"profile": "cpu", "use_reservation": "true", "reservation": "course"},
+            id="ticked-box-activates-dependent-option",
+        ),
+        pytest.param({"cpu.partition": ["debug"]}, {}, id="no-profile"),
+    ],
+)
+def test_form_to_options(site, formdata, expected):
+    assert form.form_to_options(formdata, _profile(site, "cpu")) == expected
+
+
+def test_form_to_options_unknown_profile_keeps_only_the_id(site):
+    assert form.form_to_options({"profile": ["nope"], "nope.x": ["1"]}, None) == {"profile": "nope"}
+
+
+def test_option_and_choice_allow_lists(site):
+    data = {
+        "version": 1,
+        "systems": [{"name": "c"}],
+        "firecrest_url": "http://f.invalid",
+        "profiles": [
+            {
+                "id": "p",
+                "display_name": "P",
+                "system": "c",
+                "options": [
+                    {
+                        "id": "size",
+                        "display_name": "Size",
+                        "kind": "choice",
+                        "choices": {
+                            "small": {"display_name": "Small"},
+                            "huge": {"display_name": "Huge", "groups": ["big"]},
+                        },
+                    },
+                    {
+                        "id": "debugflag",
+                        "display_name": "Debug",
+                        "kind": "boolean",
+                        "users": ["admin"],
+                    },
+                ],
+            }
+        ],
+    }
+    p = ProfileFile.model_validate(data).profiles[0]
+    plain = form.build_view(p, user="alice", groups=[], values={}, selected=True)
+    assert [o.id for o in plain.options] == ["size"]
+    assert [c.value for c in plain.options[0].choices] == ["small"]
+    big = form.build_view(p, user="admin", groups=["big"], values={}, selected=True)
+    assert [o.id for o in big.options] == ["size", "debugflag"]
+    assert [c.value for c in big.options[0].choices] == ["small", "huge"]

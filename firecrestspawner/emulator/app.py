@@ -257,6 +257,8 @@ class FirecrestHandler(_JSONHandler):
             return
         if fault.delay > 0:
             await asyncio.sleep(fault.delay)
+        if fault.effect == "latency":
+            return
         if fault.before:
             self.apply_fault(fault)
             return

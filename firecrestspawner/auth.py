@@ -1,0 +1,570 @@
+"""Access tokens for FirecREST: refresh-token grant, client credentials, caches.
+
+pyfirecrest's ``AsyncFirecrest`` awaits ``authorization.auth_headers()`` before
+every request, so everything here is asynchronous (httpx), cached until less
+than ``min_token_validity`` seconds are left, and refreshed by at most one
+request in flight per credential. FirecREST refuses tokens with less than 30 s
+left, hence the 60 s default margin.
+
+* :class:`AuthorizationCodeFlowAuth`: a user's credential, from the refresh
+  token OAuthenticator keeps in ``auth_state``. The documented class of the
+  existing firecrestspawner, with the same constructor and ``get_access_token()``.
+* :class:`ServiceAccountAuth`: the hub's client-credentials grant, one per hub
+  process and identity (:func:`get_service_account_auth`).
+* :func:`user_auth`: the one credential per user that all of the user's
+  spawners share, written back to ``auth_state`` when the IdP rotates the
+  refresh token.
+
+No token ever appears in an exception message or a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import inspect
+import json
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import stamina
+from tornado.web import HTTPError
+
+from .redact import redact, register_secret
+
+log = logging.getLogger(__name__)
+
+SESSION_EXPIRED_MESSAGE = (
+    "Your login session has expired: log out and log in again to start or stop servers."
+)
+
+RotateCallback = Callable[[str], "Awaitable[None] | None"]
+
+
+class AuthError(Exception):
+    """A token could not be obtained (IdP unreachable, misconfigured client...)."""
+
+
+class SessionExpired(AuthError, HTTPError):
+    """The identity provider no longer accepts the user's refresh token.
+
+    An ``HTTPError(403)`` whose ``jupyterhub_message`` JupyterHub shows to the
+    user (as the existing firecrestspawner did); :meth:`spawn_error` gives the
+    ``SpawnException`` to raise from ``start()``. Never carries a token.
+    """
+
+    def __init__(self, detail: str = "") -> None:
+        self.detail = redact(detail)
+        log_message = "login session expired" + (f" ({self.detail})" if self.detail else "")
+        HTTPError.__init__(self, 403, log_message)
+        self.jupyterhub_message = SESSION_EXPIRED_MESSAGE
+        self.html_message = SESSION_EXPIRED_MESSAGE
+
+    def __str__(self) -> str:
+        return SESSION_EXPIRED_MESSAGE + (f" ({self.detail})" if self.detail else "")
+
+    def spawn_error(self) -> HTTPError:
+        """The user-facing spawn error (``SpawnException`` on JupyterHub 6)."""
+        from .errors import spawn_error
+
+        return spawn_error(
+            SESSION_EXPIRED_MESSAGE,
+            reason="session_expired",
+            log_message=self.log_message,
+            status_code=403,
+        )
+
+
+class _RetryableStatus(Exception):
+    """A 5xx/429 answer from the token endpoint (retried)."""
+
+    def __init__(self, status_code: int) -> None:
+        super().__init__(f"token endpoint answered HTTP {status_code}")
+        self.status_code = status_code
+
+
+def jwt_expiry(token: str) -> float | None:
+    """The ``exp`` claim of a JWT, read without verifying (we only schedule refreshes)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    payload = parts[1] + "=" * (-len(parts[1]) % 4)
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload))
+    except (binascii.Error, ValueError):
+        return None
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    if isinstance(exp, (int, float)) and not isinstance(exp, bool):
+        return float(exp)
+    return None
+
+
+def _error_code(response: httpx.Response) -> str:
+    """The OAuth2 ``error`` code of a failed token response (never the body)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}"
+    code = body.get("error") if isinstance(body, dict) else None
+    if isinstance(code, str) and code.replace("_", "").isalnum() and len(code) < 64:
+        return f"HTTP {response.status_code} {code}"
+    return f"HTTP {response.status_code}"
+
+
+def _is_retryable(exc: Exception) -> bool:
+    return isinstance(exc, (_RetryableStatus, httpx.TransportError))
+
+
+class _OAuthTokenAuth:
+    """Shared machinery: token cache, one refresh in flight, bounded retries."""
+
+    grant_type = ""
+
+    def __init__(
+        self,
+        client_id: str,
+        client_secret: str,
+        token_url: str,
+        *,
+        min_token_validity: float = 60.0,
+        timeout: float = 10.0,
+        retry_attempts: int = 3,
+        retry_wait_initial: float = 0.2,
+        retry_wait_max: float = 2.0,
+    ) -> None:
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.token_url = token_url
+        self.min_token_validity = float(min_token_validity)
+        self.timeout = float(timeout)
+        self.retry_attempts = max(1, int(retry_attempts))
+        self.retry_wait_initial = retry_wait_initial
+        self.retry_wait_max = retry_wait_max
+        register_secret(client_secret)
+        self._access_token: str | None = None
+        self._expires_at = 0.0
+        self._lifetime = 0.0
+        self._lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
+        self._sync_lock = threading.Lock()
+        #: Number of token requests sent (for tests and metrics).
+        self.token_requests = 0
+
+    # -- cache -----------------------------------------------------------------
+
+    def _margin(self) -> float:
+        # A token that lives less than twice the margin would be refreshed on
+        # every call; keep at least half of its lifetime usable.
+        if self._lifetime > 0:
+            return min(self.min_token_validity, self._lifetime / 2)
+        return self.min_token_validity
+
+    def _cached(self) -> str | None:
+        if self._access_token and self._expires_at - time.time() > self._margin():
+            return self._access_token
+        return None
+
+    def _store(self, access_token: str, expires_in: Any) -> None:
+        now = time.time()
+        candidates = []
+        if isinstance(expires_in, (int, float)) and not isinstance(expires_in, bool):
+            candidates.append(now + float(expires_in))
+        exp = jwt_expiry(access_token)
+        if exp is not None:
+            candidates.append(exp)
+        expires_at = min(candidates) if candidates else now  # unknown: use once
+        register_secret(access_token)
+        self._access_token = access_token
+        self._expires_at = expires_at
+        self._lifetime = max(0.0, expires_at - now)
+
+    def set_access_token(self, access_token: str, expires_at: float | None = None) -> None:
+        """Seed the cache with a token obtained elsewhere (e.g. at login)."""
+        exp = expires_at if expires_at is not None else jwt_expiry(access_token)
+        if exp is None:
+            return
+        register_secret(access_token)
+        self._access_token = access_token
+        self._expires_at = exp
+        self._lifetime = max(0.0, exp - time.time())
+
+    @property
+    def expires_at(self) -> float:
+        """Wall-clock time when the cached access token expires (0 if none)."""
+        return self._expires_at if self._access_token else 0.0
+
+    def invalidate(self) -> None:
+        """Forget the cached access token (e.g. after FirecREST answered 401)."""
+        self._access_token = None
+        self._expires_at = 0.0
+
+    # -- grant -----------------------------------------------------------------
+
+    def _grant_data(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def _rejected(self, response: httpx.Response) -> Exception:
+        """The exception for a 4xx answer (not retried)."""
+        return AuthError(
+            f"identity provider refused the {self.grant_type} grant for client "
+            f"{self.client_id!r}: {_error_code(response)}"
+        )
+
+    def _handle_success(self, body: dict[str, Any]) -> None:
+        token = body.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise AuthError("identity provider answered without an access_token")
+        self._store(token, body.get("expires_in"))
+
+    def _check(self, response: httpx.Response) -> dict[str, Any]:
+        if response.status_code >= 500 or response.status_code == 429:
+            raise _RetryableStatus(response.status_code)
+        if response.status_code != 200:
+            raise self._rejected(response)
+        try:
+            body = response.json()
+        except ValueError:
+            raise AuthError("identity provider answered with invalid JSON") from None
+        if not isinstance(body, dict):
+            raise AuthError("identity provider answered with invalid JSON")
+        return body
+
+    def _retrying(self):
+        return stamina.retry_context(
+            on=_is_retryable,
+            attempts=self.retry_attempts,
+            timeout=None,  # bounded by attempts x timeout + waits
+            wait_initial=self.retry_wait_initial,
+            wait_max=self.retry_wait_max,
+            wait_jitter=self.retry_wait_initial,
+        )
+
+    def _unreachable(self, exc: Exception) -> AuthError:
+        reason = redact(str(exc) or type(exc).__name__)
+        return AuthError(
+            f"identity provider at {self.token_url} did not answer after "
+            f"{self.retry_attempts} attempts: {type(exc).__name__}: {reason}"
+        )
+
+    async def _request_async(self) -> dict[str, Any]:
+        self.token_requests += 1
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout) as client:
+                async for attempt in self._retrying():
+                    with attempt:
+                        response = await client.post(self.token_url, data=self._grant_data())
+                        return self._check(response)
+        except (_RetryableStatus, httpx.TransportError) as e:
+            raise self._unreachable(e) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _request_sync(self) -> dict[str, Any]:
+        self.token_requests += 1
+        try:
+            with httpx.Client(timeout=self.timeout) as client:
+                for attempt in self._retrying():
+                    with attempt:
+                        response = client.post(self.token_url, data=self._grant_data())
+                        return self._check(response)
+        except (_RetryableStatus, httpx.TransportError) as e:
+            raise self._unreachable(e) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _after_refresh(self, body: dict[str, Any]) -> None:
+        self._handle_success(body)
+
+    def _after_refresh_sync(self, body: dict[str, Any]) -> None:
+        self._handle_success(body)
+
+    # -- public ----------------------------------------------------------------
+
+    def _get_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:
+            self._lock = asyncio.Lock()
+            self._lock_loop = loop
+        return self._lock
+
+    async def get_access_token_async(self) -> str:
+        """A valid access token; refreshes (once, for all waiters) if needed."""
+        token = self._cached()
+        if token:
+            return token
+        async with self._get_lock():
+            token = self._cached()
+            if token:
+                return token
+            body = await self._request_async()
+            await self._after_refresh(body)
+            if self._access_token is None:  # pragma: no cover - set by _handle_success
+                raise AuthError("identity provider answered without an access_token")
+            return self._access_token
+
+    async def auth_headers(self) -> dict[str, str]:
+        """The headers pyfirecrest's ``AsyncFirecrest`` sends with each request."""
+        return {"Authorization": f"Bearer {await self.get_access_token_async()}"}
+
+    def get_access_token(self) -> str | None:
+        """Synchronous variant kept for compatibility (pyfirecrest's sync client).
+
+        Blocks on HTTP: never call it from the hub's event loop, use
+        :meth:`auth_headers` / :meth:`get_access_token_async` there. Returns
+        None when no token can be obtained, as documented upstream; an expired
+        session raises :class:`SessionExpired`.
+        """
+        token = self._cached()
+        if token:
+            return token
+        with self._sync_lock:
+            token = self._cached()
+            if token:
+                return token
+            try:
+                self._after_refresh_sync(self._request_sync())
+            except SessionExpired:
+                raise
+            except AuthError as e:
+                log.warning("Could not obtain an access token: %s", e)
+                return None
+            return self._access_token
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} client_id={self.client_id!r} token_url={self.token_url!r}>"
+
+
+class AuthorizationCodeFlowAuth(_OAuthTokenAuth):
+    """A user's FirecREST credential from an OAuth2 refresh token.
+
+    Parameters as in the existing firecrestspawner: ``client_id``,
+    ``client_secret``, ``refresh_token``, ``token_url``. ``refresh_token`` is a
+    mutable attribute. When the IdP rotates the refresh token, the new one
+    replaces it and ``on_rotate(new_token)`` (sync or async) is called, so the
+    caller can persist it. A refused refresh token raises :class:`SessionExpired`.
+    """
+
+    grant_type = "refresh_token"
+
+    def __init__(
+        self,
+        client_id: str,
+        client_secret: str,
+        refresh_token: str,
+        token_url: str,
+        *,
+        min_token_validity: float = 60.0,
+        timeout: float = 10.0,
+        on_rotate: RotateCallback | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            client_id,
+            client_secret,
+            token_url,
+            min_token_validity=min_token_validity,
+            timeout=timeout,
+            **kwargs,
+        )
+        self.refresh_token = refresh_token
+        self.on_rotate = on_rotate
+        #: Refresh tokens this credential has replaced (never adopted again).
+        self._superseded: set[str] = set()
+
+    @property
+    def refresh_token(self) -> str:
+        return self._refresh_token
+
+    @refresh_token.setter
+    def refresh_token(self, value: str) -> None:
+        register_secret(value)
+        self._refresh_token = value
+
+    def _grant_data(self) -> dict[str, str]:
+        return {
+            "grant_type": "refresh_token",
+            "refresh_token": self.refresh_token,
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+        }
+
+    def _rejected(self, response: httpx.Response) -> Exception:
+        # invalid_grant (RFC 6749 5.2) is an expired, revoked or unknown refresh
+        # token; invalid_client is a hub misconfiguration, not the user's session.
+        code = _error_code(response)
+        if response.status_code in (400, 401) and "invalid_client" not in code:
+            return SessionExpired(f"identity provider answered {code}")
+        return super()._rejected(response)
+
+    def _rotate(self, body: dict[str, Any]) -> str | None:
+        new = body.get("refresh_token")
+        if isinstance(new, str) and new and new != self.refresh_token:
+            self._superseded.add(self.refresh_token)
+            self.refresh_token = new
+            return new
+        return None
+
+    async def _after_refresh(self, body: dict[str, Any]) -> None:
+        self._handle_success(body)
+        new = self._rotate(body)
+        if new and self.on_rotate is not None:
+            try:
+                result = self.on_rotate(new)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as e:  # noqa: BLE001 - the new token is in memory; report, go on
+                log.warning("Could not persist the rotated refresh token: %s", redact(e))
+
+    def _after_refresh_sync(self, body: dict[str, Any]) -> None:
+        self._handle_success(body)
+        new = self._rotate(body)
+        if new and self.on_rotate is not None:
+            result = self.on_rotate(new)
+            if inspect.isawaitable(result):
+                # Cannot await here; the caller of the sync API gets the token anyway.
+                close = getattr(result, "close", None)
+                if close:
+                    close()
+                log.warning("on_rotate is async; the sync get_access_token() cannot await it")
+
+    def adopt_refresh_token(self, refresh_token: str) -> bool:
+        """Take a refresh token from ``auth_state`` unless this credential replaced it.
+
+        Returns True if it was adopted (a new login), False if it is the current
+        one or one this credential already rotated away.
+        """
+        if not refresh_token or refresh_token == self.refresh_token:
+            return False
+        if refresh_token in self._superseded:
+            return False
+        self.refresh_token = refresh_token
+        self.invalidate()
+        return True
+
+
+class ServiceAccountAuth(_OAuthTokenAuth):
+    """The hub's own credential (client-credentials grant), for polling and cancel."""
+
+    grant_type = "client_credentials"
+
+    def _grant_data(self) -> dict[str, str]:
+        return {
+            "grant_type": "client_credentials",
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+        }
+
+
+_service_accounts: dict[tuple[str, str], ServiceAccountAuth] = {}
+_user_credentials: dict[tuple[str, str, str], AuthorizationCodeFlowAuth] = {}
+
+
+def get_service_account_auth(
+    client_id: str,
+    client_secret: str,
+    token_url: str,
+    **kwargs: Any,
+) -> ServiceAccountAuth:
+    """The shared :class:`ServiceAccountAuth` of this hub process for (token_url, client_id)."""
+    key = (token_url, client_id)
+    auth = _service_accounts.get(key)
+    if auth is None:
+        auth = _service_accounts[key] = ServiceAccountAuth(
+            client_id, client_secret, token_url, **kwargs
+        )
+    elif auth.client_secret != client_secret:
+        register_secret(client_secret)
+        auth.client_secret = client_secret
+        auth.invalidate()
+    return auth
+
+
+async def user_auth(
+    user: Any,
+    *,
+    token_url: str,
+    client_id: str,
+    client_secret: str,
+    min_token_validity: float = 60.0,
+    timeout: float = 10.0,
+) -> AuthorizationCodeFlowAuth:
+    """The credential of a JupyterHub ``user`` (shared by all their servers).
+
+    Reads the refresh token from ``await user.get_auth_state()`` (key
+    ``refresh_token``, as OAuthenticator stores it) and, when the IdP rotates
+    it, writes the new one back to ``auth_state`` (that key only). A missing
+    auth_state or refresh token raises :class:`SessionExpired`.
+    """
+    auth_state = await user.get_auth_state()
+    refresh_token = (auth_state or {}).get("refresh_token")
+    if not isinstance(refresh_token, str) or not refresh_token:
+        raise SessionExpired("no refresh token in auth_state")
+    key = (token_url, client_id, user.name)
+    cred = _user_credentials.get(key)
+    if cred is None:
+
+        async def save_rotated(new_token: str) -> None:
+            state = await user.get_auth_state() or {}
+            state["refresh_token"] = new_token
+            await user.save_auth_state(state)
+
+        cred = AuthorizationCodeFlowAuth(
+            client_id,
+            client_secret,
+            refresh_token,
+            token_url,
+            min_token_validity=min_token_validity,
+            timeout=timeout,
+            on_rotate=save_rotated,
+        )
+        _seed_access_token(cred, auth_state)
+        _user_credentials[key] = cred
+    else:
+        if cred.adopt_refresh_token(refresh_token):
+            _seed_access_token(cred, auth_state)
+        if cred.client_secret != client_secret:
+            register_secret(client_secret)
+            cred.client_secret = client_secret
+        cred.min_token_validity = float(min_token_validity)
+        cred.timeout = float(timeout)
+    return cred
+
+
+def _seed_access_token(cred: AuthorizationCodeFlowAuth, auth_state: dict[str, Any]) -> None:
+    """Use the login's access token, if it is a JWT, to save the first refresh."""
+    token = auth_state.get("access_token")
+    if not isinstance(token, str) or not token:
+        return
+    expires_at = auth_state.get("expires_at")
+    if not isinstance(expires_at, (int, float)) or isinstance(expires_at, bool):
+        expires_at = None
+    cred.set_access_token(token, expires_at)
+
+
+def forget_user(name: str) -> None:
+    """Drop cached credentials of a user (e.g. on logout)."""
+    for key in [k for k in _user_credentials if k[2] == name]:
+        del _user_credentials[key]
+
+
+def clear_caches() -> None:
+    """Forget every cached credential (tests, hub shutdown)."""
+    _service_accounts.clear()
+    _user_credentials.clear()
+
+
+__all__ = [
+    "SESSION_EXPIRED_MESSAGE",
+    "AuthError",
+    "AuthorizationCodeFlowAuth",
+    "ServiceAccountAuth",
+    "SessionExpired",
+    "clear_caches",
+    "forget_user",
+    "get_service_account_auth",
+    "jwt_expiry",
+    "user_auth",
+]

@@ -8,23 +8,21 @@ from pathlib import Path
 
 import pytest
 from bs4 import BeautifulSoup
-from ruamel.yaml import YAML
 
 from firecrestspawner import form
 from firecrestspawner.cluster import ClusterChoice, ClusterChoices
-from firecrestspawner.profile_models import ProfileFile
+from firecrestspawner.profiles import ProfileSet, load_profile_file, load_profile_text
 
 HERE = Path(__file__).parent
 
 
 @pytest.fixture(scope="module")
-def site() -> ProfileFile:
-    data = YAML(typ="safe", pure=True).load((HERE / "profiles" / "site.yaml").read_text())
-    return ProfileFile.model_validate(data)
+def site() -> ProfileSet:
+    return load_profile_file(HERE / "profiles" / "site.yaml")
 
 
 def _profile(site, pid):
-    return next(p for p in site.profiles if p.id == pid)
+    return site.get(pid)
 
 
 def _render(site, pids, *, user="alice", groups=(), values=None, selected=None, **kw):
@@ -219,7 +217,7 @@ def test_option_and_choice_allow_lists(site):
             }
         ],
     }
-    p = ProfileFile.model_validate(data).profiles[0]
+    p = load_profile_text(json.dumps(data), name="inline.yaml").profiles[0]
     plain = form.build_view(p, user="alice", groups=[], values={}, selected=True)
     assert [o.id for o in plain.options] == ["size"]
     assert [c.value for c in plain.options[0].choices] == ["small"]

@@ -13,4 +13,7 @@ from __future__ import annotations
 pytest_plugins = [
     "jupyterhub.tests.conftest",
     "tests.fixtures.emulator",
+    "tests.fixtures.slurm",
+    "tests.fixtures.chp",
+    "tests.fixtures.browser",
 ]

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Set up everything the demo and the test suite need, idempotently:
+#   - as root: Debian's slurm-wlm, munge and chromium (apt), only when missing;
+#   - .venv in the repository with the package and its [dev] extras (pip);
+#   - configurable-http-proxy and the other pinned npm packages (npm ci).
+# Repeated runs skip what is already done (stamps keyed on pyproject.toml and
+# package-lock.json), so the demo and test commands can call it every time.
+#
+# Environment: PYTHON (interpreter for the venv, default python3, >= 3.10),
+# SETUP_SKIP_APT=1 (never touch apt, even as root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+
+say() { printf 'setup: %s\n' "$*"; }
+die() {
+  printf 'setup: error: %s\n' "$*" >&2
+  exit 1
+}
+
+# --- system packages (root only) -------------------------------------------------------
+apt_packages=(slurm-wlm munge chromium)
+missing=()
+for pkg in "${apt_packages[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+# python3 -m venv needs ensurepip, which Debian ships separately.
+if ! "${PYTHON:-python3}" -c 'import ensurepip' >/dev/null 2>&1; then
+  missing+=("python3-venv")
+fi
+if [ ${#missing[@]} -eq 0 ]; then
+  say "system packages present (${apt_packages[*]})"
+elif [ "${SETUP_SKIP_APT:-0}" = 1 ]; then
+  say "SETUP_SKIP_APT=1: not installing ${missing[*]}"
+elif [ "$(id -u)" -ne 0 ]; then
+  say "not root: skipping apt; missing ${missing[*]} (install them with: sudo apt-get install -y ${missing[*]})"
+  say "tests that need Slurm or Chromium are skipped outside CI"
+elif ! command -v apt-get >/dev/null 2>&1; then
+  say "no apt-get on this machine: install ${missing[*]} yourself"
+else
+  say "installing ${missing[*]} (apt)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q "${missing[@]}"
+fi
+
+# --- Python virtual environment -------------------------------------------------------
+python=${PYTHON:-python3}
+command -v "$python" >/dev/null 2>&1 || die "$python not found (Python 3.10+ is required)"
+"$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' ||
+  die "$python is $("$python" -V 2>&1); Python 3.10+ is required"
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv with $("$python" -V 2>&1)"
+  "$python" -m venv .venv
+fi
+py_stamp=.venv/.firecrestspawner-setup
+py_key=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ "$(cat "$py_stamp" 2>/dev/null)" != "$py_key" ] ||
+  ! .venv/bin/python -c 'import firecrestspawner' >/dev/null 2>&1; then
+  say "installing the package and its [dev] extras into .venv (pip)"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e "$repo[dev]"
+  printf '%s\n' "$py_key" >"$py_stamp"
+else
+  say ".venv up to date"
+fi
+
+# --- npm packages (configurable-http-proxy, ...) --------------------------------------
+command -v npm >/dev/null 2>&1 || die "npm not found: install Node.js 18+ with npm"
+npm_stamp=node_modules/.firecrestspawner-setup
+npm_key=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ "$(cat "$npm_stamp" 2>/dev/null)" != "$npm_key" ] ||
+  [ ! -x node_modules/.bin/configurable-http-proxy ]; then
+  say "installing npm packages (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
+  printf '%s\n' "$npm_key" >"$npm_stamp"
+else
+  say "node_modules up to date"
+fi
+
+say "done: .venv/bin/firecrestspawner, node_modules/.bin/configurable-http-proxy"

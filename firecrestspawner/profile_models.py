@@ -1,0 +1,541 @@
+"""The site profile file format, as frozen pydantic models (pure).
+
+These models are the single source of ``schemas/profile.schema.json``: the
+schema is generated from them (:func:`generate_schema`) and a test checks that
+the checked-in file is current. Every field carries a description, which
+editors show through yaml-language-server and ``docs/profiles.md`` renders.
+
+The models hold what a file says; cross-field rules the schema cannot express
+(duplicate ids, ``when`` targets, defaults inside their range, template
+variables) live in :mod:`firecrestspawner.profiles`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+SCHEMA_ID = "https://github.com/eth-cscs/firecrestspawner/schemas/profile.schema.json"
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+# -- identifiers ---------------------------------------------------------------
+#: Profile ids: slugs, safe in URLs, form values and job names.
+SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
+#: Option ids and request-variable names: template identifiers.
+IDENT_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+#: FirecREST system names.
+SYSTEM_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+#: Choice keys (partitions, accounts, uenv images such as ``prgenv-gnu/24.11:v1``):
+#: one shell word, no spaces, quotes or ``#``.
+CHOICE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@%+=-]{0,127}$"
+#: Slurm time limits: ``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH``, ``D-HH:MM``, ``D-HH:MM:SS``.
+DURATION_PATTERN = (
+    r"^(?:\d{1,4}-\d{1,2}(?::\d{1,2}(?::\d{1,2})?)?|\d{1,6}(?::\d{1,2}(?::\d{1,2})?)?)$"
+)
+#: Names in ``groups``/``users`` allow-lists (no control characters, no spaces).
+PRINCIPAL_PATTERN = r"^[^\s\x00-\x1f\x7f]{1,256}$"
+#: The pattern a ``text`` option uses when it declares none: one safe shell word.
+DEFAULT_TEXT_PATTERN = r"[A-Za-z0-9._,:=@/+-]*"
+
+Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
+Ident = Annotated[str, StringConstraints(pattern=IDENT_PATTERN)]
+SystemName = Annotated[str, StringConstraints(pattern=SYSTEM_PATTERN)]
+ChoiceKey = Annotated[str, StringConstraints(pattern=CHOICE_PATTERN)]
+Duration = Annotated[str, StringConstraints(pattern=DURATION_PATTERN)]
+Principal = Annotated[str, StringConstraints(pattern=PRINCIPAL_PATTERN)]
+DisplayText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+LongText = Annotated[str, StringConstraints(max_length=4000)]
+Regex = Annotated[str, StringConstraints(max_length=1000)]
+Url = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/$.?#][^\s]*$", max_length=2000)]
+#: A fixed request value: a string, or a number YAML wrote without quotes.
+ReqValue = Annotated[str, StringConstraints(max_length=20000)] | int
+ReqMap = dict[Ident, ReqValue]
+WhenValue = Annotated[str, StringConstraints(max_length=256)] | int | bool
+
+
+def _desc(text: str) -> Any:
+    return Field(description=text)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# -- shared pieces -------------------------------------------------------------
+class States(_Model):
+    """Regular expressions that read the scheduler state string.
+
+    The spawner matches them against ``job_status = "<STATE> <nodes>"`` exactly
+    as the documented ``state_*_re`` traits do. A field left out takes the
+    default of the system's scheduler (Slurm or PBS).
+    """
+
+    pending: Regex | None = Field(
+        None,
+        description="Matches `job_status` while the job waits in the queue (`state_pending_re`).",
+    )
+    running: Regex | None = Field(
+        None, description="Matches `job_status` while the job runs (`state_running_re`)."
+    )
+    unknown: Regex | None = Field(
+        None,
+        description="Matches `job_status` when the scheduler does not answer (`state_unknown_re`); empty disables it.",
+    )
+    exechost: Regex | None = Field(
+        None,
+        description="Regex with at least one capture group that extracts the execution host from `job_status` (`state_exechost_re`).",
+    )
+    exechost_exp: str | None = Field(
+        None,
+        max_length=1000,
+        description="If set, the exechost match is expanded with this template (`re.Match.expand`, e.g. `\\1.cluster.local`) to give the notebook host (`state_exechost_exp`).",
+    )
+
+
+class BatchScript(_Model):
+    """The batch script template: exactly one of `template`, `template_file`, `builtin`.
+
+    Templates are Jinja2 (sandboxed, undefined variables are errors) or, when
+    they contain neither `{{` nor `{%`, Python `str.format` (`{cmd}`) as in
+    the documented `batch_script` trait.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "minProperties": 1,
+            "maxProperties": 1,
+            "x-hint": "write exactly one of `template: |` (inline text), `template_file: <path>` or `builtin: slurm|pbs`",
+        },
+    )
+
+    template: Annotated[str, StringConstraints(min_length=1, max_length=100000)] | None = Field(
+        None, description="The template text, inline."
+    )
+    template_file: Annotated[str, StringConstraints(min_length=1, max_length=1000)] | None = Field(
+        None, description="Path of a template file, relative to the profile file."
+    )
+    builtin: Annotated[str, StringConstraints(pattern=IDENT_PATTERN)] | None = Field(
+        None, description="Name of a template shipped with firecrestspawner: `slurm` or `pbs`."
+    )
+
+
+# -- options -------------------------------------------------------------------
+class _OptionBase(_Model):
+    id: Ident = _desc(
+        "Identifier of the option: the form field name, the key in `user_options` and, unless `req` says otherwise, the request variable it sets."
+    )
+    display_name: DisplayText = _desc("Label shown in the spawn form.")
+    description: LongText = Field("", description="Help text shown under the field.")
+    req: Ident | None = Field(
+        None,
+        description="Name of the request variable this option sets, without the `req_` prefix (`partition` sets `req_partition`, template variable `partition`). Default: the option id.",
+    )
+    when: dict[Ident, list[WhenValue]] | None = Field(
+        None,
+        description="Show (and use) this option only when each named option, declared above this one, has one of the listed values. Values of a hidden option are ignored.",
+    )
+    groups: list[Principal] | None = Field(
+        None,
+        description="Only members of these groups see this option; others get the profile value.",
+    )
+    users: list[Principal] | None = Field(
+        None, description="Only these users (and members of `groups`) see this option."
+    )
+
+    @property
+    def req_name(self) -> str:
+        return self.req or self.id
+
+
+class Choice(_Model):
+    """One entry of a `choice` option."""
+
+    display_name: DisplayText = _desc("Label of the choice.")
+    description: LongText = Field("", description="Help text for the choice.")
+    req: ReqMap = Field(
+        default_factory=dict,
+        description="Request variables this choice sets besides the option's own (for example `gres: gpu:4`); they win over the profile's fixed values.",
+    )
+    groups: list[Principal] | None = Field(
+        None, description="Only members of these groups may pick this choice."
+    )
+    users: list[Principal] | None = Field(
+        None, description="Only these users may pick this choice."
+    )
+
+
+class ChoiceOption(_OptionBase):
+    """A pick from a static list. The choice key becomes the request value."""
+
+    kind: Literal["choice"] = _desc("A pick from the static `choices`.")
+    choices: Annotated[dict[ChoiceKey, Choice], Field(min_length=1)] = _desc(
+        "The choices, keyed by the value the option sets (one shell word, e.g. a partition name). Order is kept."
+    )
+    default: ChoiceKey | None = Field(
+        None, description="Key of the preselected choice. Default: the first."
+    )
+
+
+class ClusterChoiceOption(_OptionBase):
+    """A pick from names FirecREST reports for the profile's system."""
+
+    kind: Literal["cluster_choice"] = _desc(
+        "A pick from names read from FirecREST's status endpoints."
+    )
+    source: Literal["partitions", "reservations", "accounts", "nodes"] = _desc(
+        "Where the names come from: `partitions`, active `reservations`, the user's `accounts` (from userinfo; the groups when the site has no accounting), `nodes`."
+    )
+    ttl: int = Field(
+        300, ge=0, le=86400, description="Seconds the list is cached per system and user."
+    )
+    fallback: list[ChoiceKey] = Field(
+        default_factory=list,
+        description="Names offered when FirecREST cannot be reached in time.",
+    )
+    allow: list[ChoiceKey] | None = Field(
+        None, description="If set, only these names are offered even when the cluster reports more."
+    )
+    filter: Regex | None = Field(
+        None, description="Full-match regex a name must satisfy to be offered (e.g. `gpu-.*`)."
+    )
+    required: bool = Field(
+        True,
+        description="Whether a value must be picked. When false the empty value means none (e.g. no reservation).",
+    )
+    default: Annotated[str, StringConstraints(max_length=128)] | None = Field(
+        None,
+        description="Preselected name. Default: the first name offered, or none when `required` is false.",
+    )
+
+
+class IntegerOption(_OptionBase):
+    """A whole number with limits."""
+
+    kind: Literal["integer"] = _desc("A whole number.")
+    min: int | None = Field(None, description="Smallest allowed value.")
+    max: int | None = Field(None, description="Largest allowed value.")
+    step: int | None = Field(None, ge=1, description="Allowed values are `min + k*step`.")
+    default: int | None = Field(None, description="Preselected value. Default: `min`, else 1.")
+
+
+class NumberOption(_OptionBase):
+    """A number with limits."""
+
+    kind: Literal["number"] = _desc("A number (integer or decimal).")
+    min: float | None = Field(None, description="Smallest allowed value.")
+    max: float | None = Field(None, description="Largest allowed value.")
+    step: float | None = Field(None, gt=0, description="Allowed values are `min + k*step`.")
+    default: float | None = Field(None, description="Preselected value. Default: `min`, else 0.")
+
+
+class DurationOption(_OptionBase):
+    """A Slurm time limit; the request value is normalised to `HH:MM:SS`."""
+
+    kind: Literal["duration"] = _desc(
+        "A time limit in Slurm format: `MM`, `MM:SS`, `HH:MM:SS`, `D-HH`, `D-HH:MM`, `D-HH:MM:SS`."
+    )
+    min: Duration | None = Field(None, description="Shortest allowed time limit.")
+    max: Duration | None = Field(None, description="Longest allowed time limit.")
+    default: Duration | None = Field(
+        None, description="Preselected time limit. Default: `max`, else `min`, else 1 hour."
+    )
+
+
+class TextOption(_OptionBase):
+    """Free text, constrained by a full-match regex."""
+
+    kind: Literal["text"] = _desc("Free text.")
+    pattern: Regex = Field(
+        DEFAULT_TEXT_PATTERN,
+        description="Regex the whole value must match (`re.fullmatch`, also the HTML `pattern`). Default: one shell word of letters, digits and `._,:=@/+-`.",
+    )
+    max_length: int = Field(256, ge=1, le=4096, description="Longest allowed value, in characters.")
+    required: bool = Field(False, description="Whether the value may be empty.")
+    default: Annotated[str, StringConstraints(max_length=4096)] = Field(
+        "", description="Preset value."
+    )
+    placeholder: Annotated[str, StringConstraints(max_length=200)] = Field(
+        "", description="Hint shown in the empty field."
+    )
+
+
+class BooleanOption(_OptionBase):
+    """A checkbox."""
+
+    kind: Literal["boolean"] = _desc("A checkbox.")
+    default: bool = Field(False, description="Whether the box is ticked initially.")
+    true_value: Annotated[str, StringConstraints(max_length=1000)] = Field(
+        "1", description="Request value when ticked."
+    )
+    false_value: Annotated[str, StringConstraints(max_length=1000)] = Field(
+        "", description="Request value when not ticked (empty, so `{% if x %}` works)."
+    )
+
+
+class UenvView(_Model):
+    """A view of a uenv image."""
+
+    display_name: DisplayText | None = Field(None, description="Label. Default: the view name.")
+    description: LongText = Field("", description="Help text.")
+
+
+class UenvImage(_Model):
+    """A uenv image and the views it offers."""
+
+    display_name: DisplayText | None = Field(None, description="Label. Default: the image name.")
+    description: LongText = Field("", description="Help text.")
+    views: dict[ChoiceKey, UenvView] = Field(
+        default_factory=dict,
+        description="Views of the image, each a choice of its own. Empty: the image has no views.",
+    )
+    default_view: ChoiceKey | None = Field(
+        None, description="Preselected view. Default: the first view."
+    )
+    req: ReqMap = Field(
+        default_factory=dict, description="Request variables set when this image is picked."
+    )
+    groups: list[Principal] | None = Field(
+        None, description="Only members of these groups may pick this image."
+    )
+    users: list[Principal] | None = Field(None, description="Only these users may pick this image.")
+
+
+class UenvOption(_OptionBase):
+    """A uenv image and one of its views.
+
+    The form sends the image as `<id>` and the view as `<id>_view`; the REST
+    API may also send `{"image": ..., "view": ...}` under `<id>`.
+    """
+
+    kind: Literal["uenv"] = _desc("A uenv image and one of its views.")
+    images: Annotated[dict[ChoiceKey, UenvImage], Field(min_length=1)] = _desc(
+        "The images, keyed by uenv label (e.g. `prgenv-gnu/24.11:v1`)."
+    )
+    view_req: Ident = Field(
+        "uenv_view", description="Request variable that receives the view (default `uenv_view`)."
+    )
+    default: ChoiceKey | None = Field(None, description="Preselected image. Default: the first.")
+    required: bool = Field(True, description="Whether an image must be picked.")
+
+
+Option = Annotated[
+    ChoiceOption
+    | ClusterChoiceOption
+    | IntegerOption
+    | NumberOption
+    | DurationOption
+    | TextOption
+    | BooleanOption
+    | UenvOption,
+    Field(discriminator="kind"),
+]
+OPTION_KINDS = (
+    "choice",
+    "cluster_choice",
+    "integer",
+    "number",
+    "duration",
+    "text",
+    "boolean",
+    "uenv",
+)
+
+
+# -- profiles and the file -----------------------------------------------------
+class ProfileSpec(_Model):
+    """One way to run a notebook server: a system, a script, fixed values and options."""
+
+    id: Slug = _desc("Identifier (slug): the form value, the key saved in spawner state.")
+    display_name: DisplayText = _desc("Title shown in the spawn form.")
+    description: LongText = Field("", description="Text shown under the title.")
+    system: SystemName = _desc("Name of the FirecREST system, one of the file's `systems`.")
+    default: bool = Field(False, description="Preselected in the form; at most one per file.")
+    groups: list[Principal] | None = Field(
+        None,
+        description="Only members of these groups (or the `users`) see and may use this profile. Absent on both: everyone.",
+    )
+    users: list[Principal] | None = Field(None, description="User names allowed besides `groups`.")
+    batch_script: BatchScript | None = Field(
+        None,
+        description="The batch script. Default: the built-in template of the system's scheduler.",
+    )
+    req: ReqMap = Field(
+        default_factory=dict,
+        description="Fixed request variables (without `req_`); custom names are allowed and become template variables.",
+    )
+    states: States | None = Field(None, description="State regexes; override the system's.")
+    legacy_lists: bool | None = Field(
+        None,
+        description="Expose each option value to the template also as a one-element list under the option id (`{{runtime[0]}}`), for templates written for the old HTML forms. Default: the file's setting.",
+    )
+    options: list[Option] = Field(
+        default_factory=list, description="Fields the user may set, in form order."
+    )
+
+
+class System(_Model):
+    """A FirecREST system the profiles of this file use."""
+
+    name: SystemName = _desc("The FirecREST system name (`req_host`).")
+    display_name: DisplayText | None = Field(None, description="Label. Default: the name.")
+    firecrest_url: Url | None = Field(
+        None, description="FirecREST URL for this system. Default: the file's `firecrest_url`."
+    )
+    scheduler: Literal["slurm", "pbs"] = Field(
+        "slurm",
+        description="Scheduler type: selects default state regexes and the default built-in template.",
+    )
+    workdir: (
+        Annotated[str, StringConstraints(pattern=r"^/[^\x00-\x1f\x7f]*$", max_length=1000)] | None
+    ) = Field(
+        None,
+        description="Absolute base directory; a job runs in `<workdir>/<username>` (as the `workdir` trait). Default: the spawner's `workdir`.",
+    )
+    req: ReqMap = Field(
+        default_factory=dict, description="Request variables for every profile on this system."
+    )
+    states: States | None = Field(None, description="State regexes for this system.")
+
+
+class ProfileFile(_Model):
+    """A site profile file: systems, shared defaults and the profiles offered."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        title="firecrestspawner site profile file",
+        populate_by_name=True,
+    )
+
+    schema_: Annotated[str, StringConstraints(max_length=2000)] | None = Field(
+        None, alias="$schema", description="URL or path of this schema, for editors."
+    )
+    version: Literal[1] = Field(1, description="Format version; only 1 exists.")
+    firecrest_url: Url | None = Field(
+        None,
+        description="FirecREST base URL for the systems of this file. Default: the spawner's `firecrest_url`.",
+    )
+    legacy_lists: bool = Field(
+        False, description="Default of `legacy_lists` for the profiles of this file."
+    )
+    systems: Annotated[list[System], Field(min_length=1)] = _desc(
+        "The FirecREST systems the profiles run on."
+    )
+    defaults: ReqMap = Field(
+        default_factory=dict,
+        description="Request variables shared by every profile of this file (lowest precedence after the spawner configuration).",
+    )
+    profiles: Annotated[list[ProfileSpec], Field(min_length=1)] = _desc("The profiles.")
+
+
+# -- durations -------------------------------------------------------------------
+_DURATION_RE = re.compile(DURATION_PATTERN)
+
+
+def duration_seconds(text: str) -> int:
+    """Seconds of a Slurm time limit (``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH[:MM[:SS]]``).
+
+    Raises ``ValueError`` for anything else.
+    """
+    if not isinstance(text, str) or not _DURATION_RE.fullmatch(text):
+        raise ValueError(f"{text!r} is not a Slurm time limit")
+    days = 0
+    if "-" in text:
+        d, rest = text.split("-", 1)
+        days = int(d)
+        parts = [int(x) for x in rest.split(":")]
+        h, mi, s = ([*parts, 0, 0])[:3]
+    else:
+        parts = [int(x) for x in text.split(":")]
+        if len(parts) == 1:
+            h, mi, s = 0, parts[0], 0
+        elif len(parts) == 2:
+            h, mi, s = 0, parts[0], parts[1]
+        else:
+            h, mi, s = parts
+    if (len(parts) > 1 and s > 59) or (("-" in text or len(parts) == 3) and mi > 59):
+        raise ValueError(f"{text!r}: minutes and seconds must be below 60")
+    return ((days * 24 + h) * 60 + mi) * 60 + s
+
+
+def format_duration(seconds: int) -> str:
+    """``HH:MM:SS`` (hours may exceed 24), accepted by Slurm and PBS alike."""
+    h, rest = divmod(int(seconds), 3600)
+    mi, s = divmod(rest, 60)
+    return f"{h:02d}:{mi:02d}:{s:02d}"
+
+
+# -- schema ---------------------------------------------------------------------
+def _walk(node: Any) -> Any:
+    """Tidy pydantic's output into the schema we publish.
+
+    * ``anyOf: [X, {type: null}]`` (an optional field) becomes ``X``: a file
+      writes the key or leaves it out, ``key: null`` is refused;
+    * maps keyed by a pattern refuse other keys (pydantic checks dict keys too);
+    * property titles are dropped (editors show descriptions).
+    """
+    if isinstance(node, list):
+        return [_walk(value) for value in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _walk(value) for key, value in node.items()}
+    any_of = node.get("anyOf")
+    if isinstance(any_of, list) and {"type": "null"} in any_of:
+        rest = [branch for branch in any_of if branch != {"type": "null"}]
+        del node["anyOf"]
+        if node.get("default", 0) is None:
+            del node["default"]
+        if len(rest) == 1:
+            node = {**rest[0], **node}
+        else:
+            node["anyOf"] = rest
+    if "patternProperties" in node and "additionalProperties" not in node:
+        node["additionalProperties"] = False
+    props = node.get("properties")
+    if isinstance(props, dict):
+        for sub in props.values():
+            if isinstance(sub, dict):
+                sub.pop("title", None)
+    return node
+
+
+def generate_schema() -> dict[str, Any]:
+    """The JSON Schema (2020-12) of a profile file, generated from the models."""
+    schema = _walk(ProfileFile.model_json_schema(mode="validation"))
+    out: dict[str, Any] = {"$schema": SCHEMA_DIALECT, "$id": SCHEMA_ID}
+    out.update(schema)
+    out["description"] = (
+        "A firecrestspawner site profile file: the FirecREST systems of a site, "
+        "defaults shared by its profiles, and the profiles users pick from. "
+        "See docs/profiles.md."
+    )
+    return out
+
+
+__all__ = [
+    "OPTION_KINDS",
+    "BatchScript",
+    "BooleanOption",
+    "Choice",
+    "ChoiceOption",
+    "ClusterChoiceOption",
+    "DurationOption",
+    "IntegerOption",
+    "NumberOption",
+    "Option",
+    "ProfileFile",
+    "ProfileSpec",
+    "States",
+    "System",
+    "TextOption",
+    "UenvImage",
+    "UenvOption",
+    "UenvView",
+    "duration_seconds",
+    "format_duration",
+    "generate_schema",
+]

@@ -1,0 +1,339 @@
+"""Batch script rendering and its safety checks (pure).
+
+A batch script is rendered from a template and a mapping of variables:
+
+* Jinja2 in a :class:`~jinja2.sandbox.SandboxedEnvironment` with
+  ``StrictUndefined`` (a missing variable is an error, never an empty string),
+  no autoescape (this is shell, not HTML), and a ``shquote`` filter; or, when
+  the text contains neither ``{{`` nor ``{%``, Python ``str.format`` as the
+  documented ``batch_script`` trait (``{cmd}``), restricted to plain names and
+  list indexes (``{runtime[0]}``), never attributes.
+* Before rendering, every value not named in ``trusted`` is refused if it
+  contains a control or line-separator character (:data:`FORBIDDEN_CHARS`).
+* After rendering, the scheduler directive lines (``#SBATCH``, ``#PBS``) are
+  compared with a second rendering in which every such value that is not a
+  plain word is replaced by an inert placeholder: same number of directive
+  lines, and per line the same number of shell words and the same option
+  names. So no value can add, remove or change a directive.
+
+A failed check raises :class:`ScriptRejected` naming the variable; nothing has
+been submitted at that point. Template mistakes (syntax, unknown variables)
+raise :class:`ScriptTemplateError`: they are the administrator's to fix.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import string
+from collections.abc import Collection, Iterable, Mapping
+from importlib import resources
+from typing import Any
+
+import jinja2
+from jinja2 import StrictUndefined, meta
+from jinja2.sandbox import SandboxedEnvironment
+
+#: The request variables the documented spawner classes define (``req_<x>`` ->
+#: template variable ``<x>``). They always exist as template variables
+#: (empty string unless set), so templates written for the traits keep working.
+BUILTIN_REQ_NAMES: tuple[str, ...] = (
+    "host",
+    "queue",
+    "partition",
+    "account",
+    "runtime",
+    "memory",
+    "nprocs",
+    "nnodes",
+    "ngpus",
+    "options",
+    "prologue",
+    "epilogue",
+    "uenv",
+    "uenv_view",
+    "reservation_custom",
+    "username",
+    "homedir",
+    "cluster",
+    "qos",
+    "srun",
+    "reservation",
+    "gres",
+    "submitenv",
+    "constraint",
+)
+
+#: Variables the spawner provides for every spawn besides the request
+#: variables: the single-user command line, the job name and the job's
+#: absolute working directory.
+SPAWN_VARIABLES: tuple[str, ...] = ("cmd", "job_name", "workdir")
+
+#: Templates shipped with the package, by name.
+BUILTIN_TEMPLATES: Mapping[str, str] = {"slurm": "slurm.sh.j2", "pbs": "pbs.sh.j2"}
+
+#: Characters no checked value may contain: C0 controls (newline, CR, NUL,
+#: tab, ...), DEL, NEL and the Unicode line and paragraph separators.
+FORBIDDEN_CHARS_RE = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+_DIRECTIVE_RE = re.compile(r"^\s*#(SBATCH|PBS)")
+#: Values made only of these characters cannot split or add a shell word, so
+#: the placeholder rendering keeps them (and branches on them) as they are.
+_PLAIN_WORD_RE = re.compile(r"[A-Za-z0-9_.:/@%+=,-]*")
+
+
+class ScriptRejected(ValueError):
+    """A value would change the structure of the batch script; nothing was submitted."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class ScriptTemplateError(ValueError):
+    """The template itself is broken (syntax, unknown variable, forbidden access)."""
+
+
+def shquote(value: object) -> str:
+    """Quote a value as one shell word (``shlex.quote``)."""
+    return shlex.quote("" if value is None else str(value))
+
+
+def _env() -> SandboxedEnvironment:
+    env = SandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
+    )
+    env.filters["shquote"] = shquote
+    return env
+
+
+_ENV = _env()
+
+
+def is_jinja(template: str) -> bool:
+    """Whether a template is Jinja2 (as the documented ``format_template`` decides)."""
+    return "{{" in template or "{%" in template
+
+
+def builtin_template(name: str) -> str:
+    """The text of a built-in template (``slurm`` or ``pbs``)."""
+    try:
+        filename = BUILTIN_TEMPLATES[name]
+    except KeyError:
+        raise ScriptTemplateError(
+            f"unknown built-in template {name!r}; known: {', '.join(sorted(BUILTIN_TEMPLATES))}"
+        ) from None
+    return (
+        resources.files("firecrestspawner")
+        .joinpath("templates").joinpath("batch").joinpath(filename)
+        .read_text(encoding="utf-8")
+    )
+
+
+def template_variables(template: str) -> set[str]:
+    """Names of the variables a template refers to (its free variables)."""
+    if is_jinja(template):
+        try:
+            ast = _ENV.parse(template)
+        except jinja2.TemplateSyntaxError as e:
+            raise ScriptTemplateError(f"line {e.lineno}: {e.message}") from None
+        return set(meta.find_undeclared_variables(ast))
+    return {root for root, _ in _format_fields(template)}
+
+
+_FIELD_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")
+
+
+def _format_fields(template: str) -> Iterable[tuple[str, str]]:
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as e:
+        raise ScriptTemplateError(f"str.format template: {e}") from None
+    for _, field_name, format_spec, _ in parsed:
+        if field_name is None:
+            continue
+        m = _FIELD_RE.fullmatch(field_name)
+        if not m:
+            raise ScriptTemplateError(
+                f"str.format field {{{field_name}}}: only names and list indexes such as "
+                "{cmd} or {runtime[0]} are allowed"
+            )
+        if format_spec and ("{" in format_spec):
+            raise ScriptTemplateError(
+                f"str.format field {{{field_name}}}: nested fields are not allowed"
+            )
+        yield m.group(1), field_name
+
+
+class _StrictFormatter(string.Formatter):
+    def get_field(self, field_name: str, args: Any, kwargs: Any) -> Any:
+        m = _FIELD_RE.fullmatch(field_name)
+        if not m:
+            raise ScriptTemplateError(f"str.format field {{{field_name}}} is not allowed")
+        name = m.group(1)
+        if name not in kwargs:
+            raise ScriptTemplateError(f"undefined variable {name!r}")
+        value = kwargs[name]
+        for index in re.findall(r"\[(\d+)\]", m.group(2)):
+            if not isinstance(value, (list, tuple)) or int(index) >= len(value):
+                raise ScriptTemplateError(f"{field_name}: not a list with that index")
+            value = value[int(index)]
+        return value, name
+
+
+def _render(template: str, variables: Mapping[str, Any], name: str) -> str:
+    if not is_jinja(template):
+        return _StrictFormatter().vformat(template, (), dict(variables))
+    try:
+        return _ENV.from_string(template).render(dict(variables))
+    except jinja2.UndefinedError as e:
+        raise ScriptTemplateError(f"{name}: {e.message}") from None
+    except jinja2.TemplateSyntaxError as e:
+        raise ScriptTemplateError(f"{name}: line {e.lineno}: {e.message}") from None
+    except jinja2.exceptions.SecurityError as e:
+        raise ScriptTemplateError(f"{name}: {e}") from None
+
+
+def format_template(template: str, **kwargs: Any) -> str:
+    """Render a template with keyword arguments (the documented module function).
+
+    Jinja2 (sandboxed, strict) when the text contains ``{{`` or ``{%``, else
+    ``str.format``. No injection checks: use :func:`render_batch_script` for
+    batch scripts.
+    """
+    return _render(template, kwargs, "<template>")
+
+
+def check_value(field: str, value: object) -> None:
+    """Refuse a value that holds a control or line-separator character."""
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            check_value(field, item)
+        return
+    if value is None or isinstance(value, (bool, int, float)):
+        return
+    if not isinstance(value, str):
+        raise ScriptRejected(field, f"unsupported value type {type(value).__name__}")
+    m = FORBIDDEN_CHARS_RE.search(value)
+    if m:
+        raise ScriptRejected(
+            field,
+            f"contains the control character U+{ord(m.group()):04X}; "
+            "newlines, carriage returns, NUL, tabs and line separators are not allowed",
+        )
+
+
+def _placeholder(value: Any, counter: list[int]) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_placeholder(item, counter) for item in value]
+    if isinstance(value, str) and not _PLAIN_WORD_RE.fullmatch(value):
+        counter[0] += 1
+        return f"fcsv{counter[0]}x"
+    return value
+
+
+def directive_lines(script: str) -> list[str]:
+    """The scheduler directive lines (``#SBATCH``, ``#PBS``) of a script."""
+    return [line.strip() for line in script.splitlines() if _DIRECTIVE_RE.match(line)]
+
+
+def _words(line: str) -> list[str] | None:
+    try:
+        return shlex.split(line, comments=False)
+    except ValueError:
+        return None
+
+
+def _option_name(word: str) -> str | None:
+    if word.startswith("-"):
+        return word.split("=", 1)[0]
+    return None
+
+
+def _culprit(line: str, variables: Mapping[str, Any], checked: Iterable[str]) -> str:
+    best, best_len = "", 0
+    for key in checked:
+        value = variables[key]
+        items = value if isinstance(value, (list, tuple)) else [value]
+        for item in items:
+            text = str(item)
+            if text and text in line and len(text) > best_len:
+                best, best_len = key, len(text)
+    return best or "<template>"
+
+
+def render_batch_script(
+    template: str,
+    variables: Mapping[str, object],
+    *,
+    name: str = "<profile>",
+    trusted: Collection[str] = (),
+) -> str:
+    """Render a batch script; refuse values that would change its structure.
+
+    ``variables`` are the template variables (see :data:`BUILTIN_REQ_NAMES`,
+    :data:`SPAWN_VARIABLES`). ``trusted`` names variables set only by the
+    administrator (for example a multi-line ``prologue`` from the spawner
+    configuration): they are exempt from the value checks. Every other value
+    is checked. Raises :class:`ScriptRejected` (a value) or
+    :class:`ScriptTemplateError` (the template).
+    """
+    trusted_set = set(trusted)
+    checked = [key for key in variables if key not in trusted_set]
+    for key in checked:
+        check_value(key, variables[key])
+    script = _render(template, variables, name)
+
+    counter = [0]
+    safe_vars = {
+        key: (value if key in trusted_set else _placeholder(value, counter))
+        for key, value in variables.items()
+    }
+    reference = script if counter[0] == 0 else _render(template, safe_vars, name)
+    real_lines = directive_lines(script)
+    safe_lines = directive_lines(reference)
+    if len(real_lines) != len(safe_lines):
+        extra = [line for line in real_lines if line not in safe_lines] or real_lines
+        raise ScriptRejected(
+            _culprit(extra[0], variables, checked) if extra else "<template>",
+            "the value would add or remove a scheduler directive line",
+        )
+    for real, safe in zip(real_lines, safe_lines, strict=False):
+        real_words, safe_words = _words(real), _words(safe)
+        if real_words is None or safe_words is None:
+            raise ScriptRejected(
+                _culprit(real, variables, checked), "the value leaves a quote open in a directive"
+            )
+        if len(real_words) != len(safe_words) or any(
+            _option_name(a) != _option_name(b) for a, b in zip(real_words, safe_words, strict=False)
+        ):
+            raise ScriptRejected(
+                _culprit(real, variables, checked),
+                "the value would change a scheduler directive (spaces, quotes or options inside it)",
+            )
+    return script
+
+
+def log_path(workdir: str, job_name: str) -> str:
+    """Where the built-in templates write the job's output and errors."""
+    return f"{workdir.rstrip('/')}/{job_name}.log"
+
+
+__all__ = [
+    "BUILTIN_REQ_NAMES",
+    "BUILTIN_TEMPLATES",
+    "FORBIDDEN_CHARS_RE",
+    "SPAWN_VARIABLES",
+    "ScriptRejected",
+    "ScriptTemplateError",
+    "builtin_template",
+    "check_value",
+    "directive_lines",
+    "format_template",
+    "is_jinja",
+    "log_path",
+    "render_batch_script",
+    "shquote",
+    "template_variables",
+]

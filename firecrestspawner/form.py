@@ -25,7 +25,7 @@ from typing import Any
 
 import jinja2
 
-from .cluster import ClusterChoices
+from .cluster import ClusterChoice, ClusterChoices
 
 #: Form field carrying the profile id (also the ``user_options`` key).
 PROFILE_FIELD = "profile"
@@ -247,7 +247,10 @@ def _option_views(
         ]
         return [OptionView(kind="select", choices=choices, value=value, **base)]
     if kind == "cluster_choice":
-        items = cluster.items if cluster is not None else ()
+        if cluster is not None:
+            items = cluster.items
+        else:
+            items = tuple(ClusterChoice(v) for v in option.fallback)
         choices = []
         if not option.required:
             choices.append(ChoiceView(value="", label="(none)", selected=value in ("", None)))

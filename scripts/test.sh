@@ -34,14 +34,8 @@ trap cleanup EXIT
 status() { [ "$1" = 0 ] && echo ok || echo "FAILED ($1)"; }
 
 set +e
-# TODO(#4): drop this guard once `firecrestspawner validate` has landed.
-if firecrestspawner validate --help >/dev/null 2>&1; then
-  firecrestspawner validate profiles/
-  validate_rc=$?
-else
-  echo "test: \`firecrestspawner validate\` is not implemented yet: profiles not validated"
-  validate_rc=0
-fi
+firecrestspawner validate profiles/
+validate_rc=$?
 ruff check .
 ruff_rc=$?
 python -m pytest tests/ "$@"

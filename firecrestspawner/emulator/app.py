@@ -169,7 +169,7 @@ async def _fetch_jwks(url: str) -> Any:
 class _JSONHandler(tornado.web.RequestHandler):
     @property
     def emu(self) -> Emulator:
-        return self.application.settings["emu"]  # type: ignore[no-any-return]
+        return self.application.settings["emu"]
 
     def json_body(self) -> Any:
         if not self.request.body:
@@ -188,7 +188,7 @@ class _JSONHandler(tornado.web.RequestHandler):
 class FirecrestHandler(_JSONHandler):
     """Common FirecREST behaviour: headers, auth, counters, faults, error bodies."""
 
-    route: ClassVar[str] = ""
+    route: str = ""
     needs_auth: ClassVar[bool] = True
 
     user: str | None = None
@@ -470,9 +470,9 @@ class SystemStatusHandler(FirecrestHandler):
         kind = self.path_args[1] if len(self.path_args) > 1 else "{kind}"
         return f"{self.request.method} /status/{{system}}/{kind}"
 
-    def prepare(self):  # type: ignore[override]
+    async def prepare(self) -> None:
         self.route = self._template().split(" ", 1)[1]
-        return super().prepare()
+        await super().prepare()
 
     async def get(self, system: str, kind: str) -> None:
         backend = self.backend(system)
@@ -589,9 +589,9 @@ class OpsHandler(FirecrestHandler):
         op = self.path_args[1] if len(self.path_args) > 1 else "{op}"
         return f"{self.request.method} /filesystem/{{system}}/ops/{op}"
 
-    def prepare(self):  # type: ignore[override]
+    async def prepare(self) -> None:
         self.route = self._template().split(" ", 1)[1]
-        return super().prepare()
+        await super().prepare()
 
     def _path(self, system: str, raw: str | None) -> str | None:
         if raw is None:
@@ -619,16 +619,18 @@ class OpsHandler(FirecrestHandler):
             skip = self.query_bool("skipHeading" if op == "tail" else "skipTrailing")
             if skip is None:
                 return
-            func = fs.tail if op == "tail" else fs.head
-            out = await asyncio.to_thread(func, path, lines, nbytes, skip, self._max(system))
+            if op == "tail":
+                out = await asyncio.to_thread(fs.tail, path, lines, nbytes, skip, self._max(system))
+            else:
+                out = await asyncio.to_thread(fs.head, path, lines, nbytes, skip, self._max(system))
             self.reply(200, {"output": out})
         elif op == "view":
             ok1, size = self.query_int("size")
             ok2, offset = self.query_int("offset")
             if not (ok1 and ok2):
                 return
-            out = await asyncio.to_thread(fs.view, path, size, offset, self._max(system))
-            self.reply(200, {"output": out})
+            text = await asyncio.to_thread(fs.view, path, size, offset, self._max(system))
+            self.reply(200, {"output": text})
         elif op == "ls":
             hidden = self.query_bool("showHidden")
             if hidden is None:

@@ -274,7 +274,9 @@ def upload(
             os.fchmod(fd, 0o600)
             if owner is not None and os.geteuid() == 0:
                 os.fchown(fd, *owner)
-            os.write(fd, data)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
         finally:
             os.close(fd)
     except OSError as e:

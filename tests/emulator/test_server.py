@@ -214,3 +214,10 @@ def test_simulated_jobs_carry_thousands():
             assert wait_state(emu, ids[0], h, "CANCELLED")["status"]["state"].startswith(
                 "CANCELLED by "
             )
+
+
+def test_shipped_example_config_loads():
+    example = Path(__file__).resolve().parents[2] / "firecrestspawner/emulator/example.yaml"
+    config = load_config(example)
+    assert [s.backend for s in config.systems] == ["slurm", "local"]
+    assert config.faults.rules[0].effect == "error_after"

@@ -1,0 +1,162 @@
+"""``POST /hub/api/firecrestspawner``: the job reports its port, and nothing else.
+
+The job does not know its port before it runs on a node, so
+``firecrestspawner-singleuser`` picks a free one and posts ``{"port": N}``
+here with the server's API token. The upstream handler (copied from
+batchspawner) set *every* JSON key as an attribute of the spawner, and the
+token lives in the user's job environment: a mass-assignment hole (``cmd``,
+``batch_script``, ``firecrest_url``...). This one:
+
+* authenticates with the ``Authorization: token ...`` header only;
+* finds the one spawner of the token's user whose ``api_token`` equals the
+  caller's token (constant-time comparison) and which is starting and waiting
+  for a port (``spawner._port_waiter``, a :class:`PortWaiter`);
+* accepts exactly ``{"port": <int in 1..65535>}``, once per spawn;
+* touches no spawner attribute: it hands the port to the waiter, and
+  ``start()`` decides what to do with it.
+
+Anything else is answered 400, 403 or 409 and changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+from typing import Any
+
+from jupyterhub import apihandlers
+from jupyterhub.apihandlers.base import APIHandler
+from tornado import web
+
+API_PATH = r"/api/firecrestspawner"
+MAX_BODY = 1024
+PORT_MIN = 1
+PORT_MAX = 65535
+
+
+class PortWaiter:
+    """One spawn's rendezvous between ``start()`` and the port handler.
+
+    Created by the spawner in ``start()`` (``self._port_waiter = PortWaiter()``);
+    ``port = await waiter.wait(timeout)`` returns the reported port or raises
+    ``TimeoutError``; ``waiter.close()`` in a ``finally``. Accepts one report.
+    """
+
+    def __init__(self) -> None:
+        self._future: asyncio.Future[int] | None = None
+        self._closed = False
+        self.port: int | None = None
+
+    def _get_future(self) -> asyncio.Future[int]:
+        if self._future is None:
+            self._future = asyncio.get_running_loop().create_future()
+        return self._future
+
+    @property
+    def open(self) -> bool:
+        """True while a report is expected: not yet reported, not closed."""
+        return not self._closed and self.port is None
+
+    def report(self, port: int) -> bool:
+        """Deliver ``port``; False (and nothing changes) unless the waiter is open."""
+        if not self.open:
+            return False
+        self.port = port
+        future = self._get_future()
+        if not future.done():
+            future.set_result(port)
+        return True
+
+    async def wait(self, timeout: float | None) -> int:
+        """The reported port; ``TimeoutError`` after ``timeout`` seconds."""
+        if self.port is not None:
+            return self.port
+        if self._closed:
+            raise RuntimeError("PortWaiter is closed")
+        return await asyncio.wait_for(asyncio.shield(self._get_future()), timeout)
+
+    def close(self) -> None:
+        """No more reports accepted (call when start() ends, however it ends)."""
+        self._closed = True
+        if self._future is not None and not self._future.done():
+            self._future.cancel()
+
+
+def parse_port_report(body: bytes) -> int:
+    """The port from a request body, or ``HTTPError(400)``. Pure; no side effects."""
+    if len(body) > MAX_BODY:
+        raise web.HTTPError(400, "Request body too large")
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise web.HTTPError(400, "Request body must be JSON") from None
+    if not isinstance(data, dict) or set(data) != {"port"}:
+        raise web.HTTPError(400, 'Request body must be exactly {"port": <integer>}')
+    port = data["port"]
+    if not isinstance(port, int) or isinstance(port, bool):
+        raise web.HTTPError(400, "port must be an integer")
+    if not PORT_MIN <= port <= PORT_MAX:
+        raise web.HTTPError(400, f"port must be between {PORT_MIN} and {PORT_MAX}")
+    return port
+
+
+def _same_token(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
+
+
+class FirecRESTSpawnerAPIHandler(APIHandler):
+    """Receives the port chosen by the job; accepts nothing but ``{"port": int}``."""
+
+    def _find_spawner(self, token: str) -> Any:
+        user = self.current_user
+        spawners = getattr(user, "spawners", None)
+        if not spawners:
+            return None
+        found = None
+        for spawner in list(spawners.values()):
+            api_token = getattr(spawner, "api_token", None)
+            # compare every candidate: no early exit that times the match
+            if api_token and _same_token(api_token, token):
+                found = spawner
+        return found
+
+    async def post(self) -> None:
+        token = self.get_auth_token()
+        if not token or not getattr(self, "_token_authenticated", False):
+            raise web.HTTPError(403, "A server API token in the Authorization header is required")
+        if self.current_user is None:
+            raise web.HTTPError(403)
+        port = parse_port_report(self.request.body)
+        spawner = self._find_spawner(token)
+        if spawner is None:
+            raise web.HTTPError(403, "This token does not belong to a server")
+        waiter = getattr(spawner, "_port_waiter", None)
+        starting = getattr(spawner, "_start_pending", False) or spawner.pending == "spawn"
+        if not isinstance(waiter, PortWaiter) or not starting or not waiter.report(port):
+            raise web.HTTPError(409, "This server is not waiting for a port")
+        self.log.info("Server %s reported port %d", spawner._log_name, port)
+        self.set_status(200)
+        self.write({"port": port})
+
+
+def register_api_handler() -> None:
+    """Add the handler to JupyterHub's API handlers (idempotent).
+
+    JupyterHub reads ``jupyterhub.apihandlers.default_handlers`` when it builds
+    its web application, so this must run before the hub initialises; the
+    spawner module calls it when imported.
+    """
+    handlers = apihandlers.default_handlers
+    if any(entry[1] is FirecRESTSpawnerAPIHandler for entry in handlers):
+        return
+    handlers.append((API_PATH, FirecRESTSpawnerAPIHandler))
+
+
+__all__ = [
+    "API_PATH",
+    "FirecRESTSpawnerAPIHandler",
+    "PortWaiter",
+    "parse_port_report",
+    "register_api_handler",
+]

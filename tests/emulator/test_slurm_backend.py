@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import pwd
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -182,3 +183,31 @@ def test_responses_matched_the_spec(checker):
     """Every response above went through the spec check."""
     statuses = {s for _, _, s in checker.seen}
     assert {200, 201, 204, 404, 500} <= statuses
+
+
+async def test_finished_jobs_are_remembered_after_slurm_forgets(slurm):
+    """Without accounting, scontrol forgets jobs after MinJobAge; the backend does not."""
+    from firecrestspawner.emulator.backends.base import JobNotFound, JobRecord
+    from firecrestspawner.emulator.backends.slurm import SlurmBackend, _Known
+    from firecrestspawner.emulator.config import FaultConfig
+
+    backend = SlurmBackend(SystemConfig(name=SYS, backend="slurm", retention=60), FaultConfig())
+    record = JobRecord(
+        job_id="987654",
+        name="old",
+        user=USER,
+        group=USER,
+        partition="normal",
+        working_directory="/tmp",
+        cluster="fsp",
+        state="COMPLETED",
+        exit_code=0,
+        end_time=time.time(),
+    )
+    backend._known["987654"] = _Known(owner=USER, record=record)
+    # Slurm itself does not know the id: the remembered record answers.
+    assert (await backend.get_job(USER, "987654")).state == "COMPLETED"
+    assert "987654" in [r.job_id for r in await backend.list_jobs(USER, allusers=False)]
+    record.end_time = time.time() - 61
+    with pytest.raises(JobNotFound):
+        await backend.get_job(USER, "987654")

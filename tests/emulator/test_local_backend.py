@@ -1,0 +1,134 @@
+"""Details of the in-process scheduler (the ``local`` backend)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from firecrestspawner.emulator.config import EmulatorConfig, PartitionConfig, SystemConfig
+from firecrestspawner.emulator.testing import RunningEmulator, running_emulator
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def emu() -> Iterator[RunningEmulator]:
+    config = EmulatorConfig(
+        systems=[
+            SystemConfig(
+                name="cluster",
+                kill_wait=0.5,
+                partitions=[
+                    PartitionConfig(name="normal", default=True),
+                    PartitionConfig(name="short", max_time=60),
+                    PartitionConfig(name="secret", hidden=True),
+                ],
+            )
+        ]
+    )
+    with running_emulator(config) as e:
+        yield e
+
+
+@pytest.fixture(scope="module")
+def http(emu) -> Iterator[httpx.Client]:
+    token = emu.issue_access_token("lou")
+    with httpx.Client(
+        base_url=f"{emu.url}", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    ) as c:
+        yield c
+
+
+def submit(http: httpx.Client, **job) -> str:
+    r = http.post("/compute/cluster/jobs", json={"job": job})
+    assert r.status_code == 201, r.text
+    return r.json()["jobId"]
+
+
+def wait(http: httpx.Client, job_id: str, prefix: str, timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    job: dict = {}
+    while time.monotonic() < deadline:
+        job = http.get(f"/compute/cluster/jobs/{job_id}").json()["jobs"][0]
+        if job["status"]["state"].startswith(prefix):
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"{job_id}: {job.get('status')}")
+
+
+def test_time_limit_escalates_to_sigkill(http, tmp_path):
+    """A job that ignores SIGTERM is killed after kill_wait and ends TIMEOUT."""
+    script = "#!/bin/bash\n#SBATCH --time=0:01\ntrap 'echo got TERM' TERM\nwhile true; do sleep 0.1; done\n"
+    out = tmp_path / "t.out"
+    job_id = submit(http, workingDirectory=str(tmp_path), script=script, standardOutput=str(out))
+    job = wait(http, job_id, "TIMEOUT")
+    assert job["status"]["stateReason"] == "TimeLimit"
+    assert "got TERM" in out.read_text()
+
+
+def test_partition_time_limit_keeps_job_pending(http, tmp_path):
+    script = "#!/bin/bash\n#SBATCH --time=2:00:00\n#SBATCH --partition=short\ntrue\n"
+    job_id = submit(http, workingDirectory=str(tmp_path), script=script)
+    job = wait(http, job_id, "PENDING")
+    assert job["status"]["stateReason"] == "PartitionTimeLimit"
+    assert job["partition"] == "short"
+    assert job["time"]["limit"] == 7200
+    assert http.delete(f"/compute/cluster/jobs/{job_id}").status_code == 204
+
+
+def test_request_fields_override_sbatch_lines(http, tmp_path):
+    script = "#!/bin/bash\n#SBATCH --job-name=from-script\n#SBATCH --output=script.out\necho hi\n"
+    job_id = submit(
+        http,
+        workingDirectory=str(tmp_path),
+        script=script,
+        name="from-request",
+        standardOutput="request-%j.out",
+        partition="short",
+    )
+    job = wait(http, job_id, "COMPLETED")
+    assert job["name"] == "from-request"
+    assert job["partition"] == "short"
+    assert (tmp_path / f"request-{job_id}.out").read_text() == "hi\n"
+    assert not (tmp_path / "script.out").exists()
+
+
+def test_script_path_and_missing_working_directory(http, tmp_path):
+    path = tmp_path / "job.sh"
+    path.write_text("#!/bin/bash\necho from-file\n")
+    job_id = submit(http, workingDirectory=str(tmp_path), scriptPath=str(path))
+    wait(http, job_id, "COMPLETED")
+    assert (tmp_path / f"slurm-{job_id}.out").read_text() == "from-file\n"
+    gone = submit(http, workingDirectory=str(tmp_path / "nope"), script="#!/bin/bash\ntrue\n")
+    assert wait(http, gone, "FAILED")["status"]["exitCode"] == 1
+
+
+def test_hidden_partitions(http):
+    names = [p["name"] for p in http.get("/status/cluster/partitions").json()["partitions"]]
+    assert names == ["normal", "short"]
+    shown = http.get("/status/cluster/partitions", params={"show_hidden": "true"}).json()
+    assert [p["name"] for p in shown["partitions"]] == ["normal", "short", "secret"]
+
+
+def test_cancel_someone_elses_job_is_refused(emu, http, tmp_path):
+    job_id = submit(http, workingDirectory=str(tmp_path), script="#!/bin/bash\nsleep 30\n")
+    other = {"Authorization": f"Bearer {emu.issue_access_token('mallory')}"}
+    r = http.delete(f"/compute/cluster/jobs/{job_id}", headers=other)
+    assert r.status_code == 500
+    assert "Access/permission denied" in r.json()["message"]
+    # Everyone may read it (Slurm without PrivateData), only the owner lists it.
+    assert http.get(f"/compute/cluster/jobs/{job_id}", headers=other).status_code == 200
+    listed = http.get("/compute/cluster/jobs", headers=other).json()["jobs"]
+    assert job_id not in [j["jobId"] for j in listed]
+    assert http.delete(f"/compute/cluster/jobs/{job_id}").status_code == 204
+
+
+def test_rest_mode_cancel_of_unknown_job_is_404():
+    config = EmulatorConfig(systems=[SystemConfig(connection_mode="rest")])
+    with running_emulator(config) as emu:
+        h = {"Authorization": f"Bearer {emu.issue_access_token('x')}"}
+        r = httpx.delete(f"{emu.url}/compute/cluster/jobs/12345", headers=h)
+        assert (r.status_code, r.json()["message"]) == (404, "Job not found")

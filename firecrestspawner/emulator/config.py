@@ -153,6 +153,9 @@ class FaultConfig(_Model):
     #: Seconds after submit during which the job answers 404 (as Slurm before
     #: it lists a new job). Off by default.
     visibility_delay: float = 0.0
+    #: Local backend: every job that starts is killed as by a node failure
+    #: (NODE_FAIL) this many seconds after it started. None: never.
+    node_fail_after: float | None = None
     #: Per-route error rates, scripted sequences, latency, drops.
     rules: list[FaultRule] = Field(default_factory=list)
     #: Seed for the random draws of ``probability`` rules (None: random).

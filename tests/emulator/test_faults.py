@@ -219,3 +219,12 @@ async def test_faults_are_reset_and_listed(emulator):
     assert state["env_comma_truncation"] is True
     with pytest.raises(RuntimeError, match="400"):
         await faults(emulator, rules=[{"route": "*", "sequence": ["bogus"]}])
+
+
+async def test_node_failure_after_n_seconds_for_every_job(client, emulator, tmp_path):
+    await faults(emulator, node_fail_after=0.5)
+    job_id = (await client.submit(SYS, str(tmp_path), script_str=SLEEPER.format(name="doomed")))[
+        "jobId"
+    ]
+    job = await wait_for_state(client, SYS, job_id, ("NODE_FAIL",))
+    assert job["status"]["interruptSignal"] == 9

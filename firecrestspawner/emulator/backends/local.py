@@ -218,12 +218,18 @@ class LocalBackend(Backend):
             raise JobNotFound()
         if job.record.state != "RUNNING":
             raise BackendError(400, f"Job {job_id} is not running")
+        self._node_fail(job)
+
+    def _node_fail(self, job: _Job) -> None:
         job.end_state = "NODE_FAIL"
         job.end_reason = "NodeDown"
         if job.proc is not None and job.proc.returncode is None:
             _killpg(job.proc.pid, signal.SIGKILL)
-        else:
+        elif job.proc is None and job.watcher is None:  # simulated
             self._running.pop(job.record.job_id, None)
+            for t in job.timers:
+                t.cancel()
+            self._wake.set()
             self._end(job, "NODE_FAIL", reason="NodeDown", exit_code=0)
 
     def all_jobs(self) -> list[JobRecord]:
@@ -316,6 +322,8 @@ class LocalBackend(Backend):
         loop = asyncio.get_running_loop()
         if rec.time_limit is not None:
             job.timers.append(loop.call_later(rec.time_limit, self._on_time_limit, job))
+        if self.faults.node_fail_after is not None:
+            job.timers.append(loop.call_later(self.faults.node_fail_after, self._on_node_fail, job))
         if job.simulated:
             return
         job.watcher = asyncio.create_task(self._run(job))
@@ -403,6 +411,10 @@ class LocalBackend(Backend):
         err = out if err_path == out_path else open(err_path, "ab")  # noqa: SIM115
         stdin = open(rec.standard_input or "/dev/null", "rb")  # noqa: SIM115
         return stdin, out, err, script
+
+    def _on_node_fail(self, job: _Job) -> None:
+        if job.record.state == "RUNNING":
+            self._node_fail(job)
 
     def _on_time_limit(self, job: _Job) -> None:
         if job.record.state == "RUNNING":

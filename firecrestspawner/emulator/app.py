@@ -310,8 +310,24 @@ class FirecrestHandler(_JSONHandler):
                 "status": status,
                 "request_id": self.request.headers.get("X-Request-ID"),
                 "correlation_id": self.request.headers.get("X-Correlation-ID"),
+                "body": self._logged_body(),
             }
         )
+
+    def _logged_body(self) -> Any:
+        """The JSON request body for the request log, with ``env`` values redacted."""
+        if self.request.method not in ("POST", "PUT") or not self.request.body:
+            return None
+        if not self.request.headers.get("Content-Type", "").startswith("application/json"):
+            return None
+        try:
+            body = json.loads(self.request.body)
+        except ValueError:
+            return None
+        job = body.get("job") if isinstance(body, dict) else None
+        if isinstance(job, dict) and isinstance(job.get("env"), dict):
+            job["env"] = dict.fromkeys(job["env"], "<redacted>")
+        return body
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]

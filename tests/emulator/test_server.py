@@ -221,3 +221,21 @@ def test_shipped_example_config_loads():
     config = load_config(example)
     assert [s.backend for s in config.systems] == ["slurm", "local"]
     assert config.faults.rules[0].effect == "error_after"
+
+
+def test_request_log_keeps_bodies_without_env_values(emulator, tmp_path):
+    emulator.admin.clear_requests()
+    body = {
+        "job": {
+            "workingDirectory": str(tmp_path),
+            "script": "#!/bin/bash\ntrue\n",
+            "env": {"JUPYTERHUB_API_TOKEN": "canary-123"},
+        }
+    }
+    r = httpx.post(f"{emulator.url}/compute/cluster/jobs", headers=auth(emulator), json=body)
+    assert r.status_code == 201
+    entry = emulator.admin.requests()[-1]
+    assert entry["route"] == "/compute/{system}/jobs"
+    assert entry["body"]["job"]["script"] == "#!/bin/bash\ntrue\n"
+    assert entry["body"]["job"]["env"] == {"JUPYTERHUB_API_TOKEN": "<redacted>"}
+    assert "canary-123" not in str(emulator.admin.requests())

@@ -1,0 +1,718 @@
+"""The one validator of user options, and resolution of ``req_*`` values (pure).
+
+Every way options reach a spawn (the form, ``opt-`` query links, the REST
+API, options saved from an earlier spawn, and again inside ``start()``) goes
+through :func:`validate_options`. It returns only typed values of options the
+chosen profile declares and the user may see; raw ``user_options`` are never
+merged into anything.
+
+Rules, in one place:
+
+* ``raw`` is a mapping. Form data (lists of strings), REST JSON (typed
+  values) and saved options (:meth:`ValidatedOptions.user_options`) are all
+  accepted. A list must hold one value (booleans: the last one counts, so a
+  hidden ``false`` field before a checkbox works).
+* Keys in :data:`IGNORED_KEYS` (``_xsrf``) are dropped and never kept. Any
+  other key that is neither ``profile`` nor an option of the profile is
+  refused.
+* ``profile`` names a profile visible to the user; absent, the user's default
+  profile is used. An unknown and an invisible profile get the same answer.
+* An option restricted by ``groups``/``users`` that the user may not see is
+  refused if sent; it keeps the profile's value.
+* An option hidden by its ``when`` rule is inactive: a value sent for it is
+  **ignored** (forms without JavaScript submit hidden fields), and it sets
+  no request variable.
+* Absent active options take their default.
+* No string may contain a control or line-separator character, and none may
+  exceed :data:`MAX_VALUE_LENGTH` characters.
+
+Request values are resolved with one precedence: spawner configuration
+(``base``) < the file's ``defaults`` and the system's ``req`` < the profile's
+fixed ``req`` < the user's validated choices (and a choice's own ``req``).
+``host`` is always the profile's system.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import types
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import profile_models as m
+from .profile_models import duration_seconds, format_duration
+from .profiles import Profile, ProfileSet
+from .script import (
+    BUILTIN_REQ_NAMES,
+    FORBIDDEN_CHARS_RE,
+    ScriptRejected,
+    render_batch_script,
+)
+
+#: Keys a framework adds to form data; dropped, never kept.
+IGNORED_KEYS = frozenset({"_xsrf"})
+#: The key that carries the profile id.
+PROFILE_KEY = "profile"
+#: Longest string accepted for any value (longer ones are refused unread).
+MAX_VALUE_LENGTH = 4096
+_CHOICE_RE = re.compile(m.CHOICE_PATTERN)
+_TRUE = frozenset({"true", "on", "1", "yes"})
+_FALSE = frozenset({"false", "off", "0", "no", ""})
+
+
+class OptionError(ValueError):
+    """A user option was refused. ``field`` names it; ``message`` says why and what is allowed."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    """Who is spawning: the JupyterHub user name and group names."""
+
+    name: str
+    groups: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "groups", tuple(self.groups))
+
+
+@dataclass(frozen=True)
+class ClusterChoices:
+    """Names FirecREST reported, per (system, source).
+
+    ``source`` is one of ``partitions``, ``reservations``, ``accounts``,
+    ``nodes``. A missing entry means "not known now" (the option's fallback
+    applies).
+    """
+
+    names: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, by_system: Mapping[str, Mapping[str, Iterable[str]]]) -> ClusterChoices:
+        """Build from ``{system: {source: [names]}}``."""
+        return cls(
+            {
+                (system, source): tuple(names)
+                for system, sources in by_system.items()
+                for source, names in sources.items()
+            }
+        )
+
+    def get(self, system: str, source: str) -> tuple[str, ...] | None:
+        return self.names.get((system, source))
+
+
+@dataclass(frozen=True)
+class UenvValue:
+    """A uenv image and its view ("" when the image has none)."""
+
+    image: str
+    view: str = ""
+
+
+@dataclass(frozen=True)
+class ValidatedOptions:
+    """The result of :func:`validate_options`.
+
+    ``values``: ``{option_id: typed value}`` for the active options only.
+    ``req``: request variables (without ``req_``) with precedence applied.
+    ``sources``: request variable -> option id, for the variables an option set.
+    ``untrusted``: request variables whose value was typed by the user or read
+    from the cluster (free text, numbers, durations, cluster choices); the
+    script renderer checks them (see :meth:`render_script`).
+    """
+
+    profile: Profile
+    values: Mapping[str, Any]
+    req: Mapping[str, str]
+    sources: Mapping[str, str] = field(default_factory=dict)
+    untrusted: frozenset[str] = frozenset()
+
+    def user_options(self) -> dict[str, Any]:
+        """JSON-safe options to save in ``user_options``; they validate to the same result."""
+        out: dict[str, Any] = {PROFILE_KEY: self.profile.id}
+        for key, value in self.values.items():
+            if isinstance(value, UenvValue):
+                out[key] = {"image": value.image, "view": value.view}
+            else:
+                out[key] = value
+        return out
+
+    def template_variables(
+        self,
+        *,
+        cmd: str,
+        job_name: str,
+        workdir: str,
+        extra: Mapping[str, object] | None = None,
+    ) -> dict[str, object]:
+        """The batch template variables of this spawn.
+
+        Every documented ``req_<x>`` as ``<x>`` (empty unless set), the
+        profile's custom request variables, ``cmd``, ``job_name``, ``workdir``
+        and ``extra`` (spawner-provided, e.g. ``port``). With the profile's
+        ``legacy_lists``, each active option is also exposed under its id as a
+        one-element list of strings (``{{runtime[0]}}``), as the old HTML forms
+        did; request variables the options do not set are never shadowed.
+        """
+        variables: dict[str, object] = dict.fromkeys(BUILTIN_REQ_NAMES, "")
+        variables.update(self.req)
+        if self.profile.legacy_lists:
+            for option_id, value in self.values.items():
+                variables[option_id] = [_legacy_text(value)]
+                if isinstance(value, UenvValue):
+                    variables[f"{option_id}_view"] = [value.view]
+        variables.update(extra or {})
+        variables.update(cmd=cmd, job_name=job_name, workdir=workdir)
+        return variables
+
+    def untrusted_variables(self) -> frozenset[str]:
+        """Template variables to check when rendering (user-derived values and the spawn's own)."""
+        names = set(self.untrusted) | {"job_name", "workdir", "username", "homedir"}
+        if self.profile.legacy_lists:
+            names |= {self.sources[name] for name in self.untrusted if name in self.sources}
+        return frozenset(names)
+
+    def render_script(
+        self,
+        *,
+        cmd: str,
+        job_name: str,
+        workdir: str,
+        extra: Mapping[str, object] | None = None,
+    ) -> str:
+        """Render the profile's batch script with the injection checks.
+
+        Raises :class:`OptionError` naming the option whose value was refused
+        (or :class:`~firecrestspawner.script.ScriptRejected` for a variable no
+        option set), :class:`~firecrestspawner.script.ScriptTemplateError` for
+        a broken template.
+        """
+        variables = self.template_variables(
+            cmd=cmd, job_name=job_name, workdir=workdir, extra=extra
+        )
+        checked = self.untrusted_variables() | set(extra or {})
+        try:
+            return render_batch_script(
+                self.profile.template,
+                variables,
+                name=self.profile.template_name,
+                trusted=[key for key in variables if key not in checked],
+            )
+        except ScriptRejected as e:
+            option = self.sources.get(e.field) or (e.field if e.field in self.values else None)
+            if option is not None:
+                raise OptionError(option, e.reason) from None
+            raise
+
+
+def _legacy_text(value: Any) -> str:
+    if isinstance(value, UenvValue):
+        return value.image
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+# -- visibility -------------------------------------------------------------------------
+def is_allowed(groups: Sequence[str] | None, users: Sequence[str] | None, user: UserInfo) -> bool:
+    """Allow-list check: no lists means everyone; otherwise the user or one of their groups is listed."""
+    if groups is None and users is None:
+        return True
+    return user.name in (users or ()) or bool(set(user.groups) & set(groups or ()))
+
+
+def visible_profiles(profile_set: ProfileSet, user: UserInfo) -> list[Profile]:
+    """The profiles this user may see and use, in order."""
+    return [p for p in profile_set if is_allowed(p.groups, p.users, user)]
+
+
+def default_profile(profile_set: ProfileSet, user: UserInfo) -> Profile | None:
+    """The user's default: the first visible profile marked ``default``, else the first visible."""
+    visible = visible_profiles(profile_set, user)
+    for profile in visible:
+        if profile.default:
+            return profile
+    return visible[0] if visible else None
+
+
+def option_visible(option: m.Option, user: UserInfo) -> bool:
+    """Whether the option's own allow-list lets this user see it."""
+    return is_allowed(option.groups, option.users, user)
+
+
+def choice_keys(option: m.ChoiceOption | m.UenvOption, user: UserInfo) -> list[str]:
+    """Keys of the choices (or uenv images) this user may pick, in order."""
+    items = option.choices if isinstance(option, m.ChoiceOption) else option.images
+    return [key for key, item in items.items() if is_allowed(item.groups, item.users, user)]
+
+
+def cluster_choice_values(
+    option: m.ClusterChoiceOption, system: str, cluster: ClusterChoices | None
+) -> list[str] | None:
+    """Names a ``cluster_choice`` option offers now.
+
+    The cluster's names (or, when unknown, the static ``fallback``), keeping
+    only well-formed names that pass ``filter`` and ``allow``. ``None`` means
+    nothing is known (no cluster data, no fallback): any well-formed name that
+    passes ``filter`` and ``allow`` is accepted, and the scheduler decides.
+    """
+    names: Sequence[str] | None = cluster.get(system, option.source) if cluster else None
+    if names is None:
+        names = option.fallback or None
+    if names is None:
+        return None
+    out: list[str] = []
+    for name in names:
+        if isinstance(name, str) and _name_ok(option, name) and name not in out:
+            out.append(name)
+    return out
+
+
+def _name_ok(option: m.ClusterChoiceOption, name: str) -> bool:
+    if not _CHOICE_RE.fullmatch(name):
+        return False
+    if option.filter is not None and not re.fullmatch(option.filter, name):
+        return False
+    return option.allow is None or name in option.allow
+
+
+def option_default(
+    option: m.Option,
+    *,
+    user: UserInfo | None = None,
+    system: str = "",
+    cluster: ClusterChoices | None = None,
+) -> Any:
+    """The value an option takes when none is given (typed as in ``values``)."""
+    if isinstance(option, m.ChoiceOption):
+        keys = choice_keys(option, user) if user else list(option.choices)
+        if option.default is not None and option.default in keys:
+            return option.default
+        return keys[0] if keys else None
+    if isinstance(option, m.UenvOption):
+        keys = choice_keys(option, user) if user else list(option.images)
+        if option.default is not None and option.default in keys:
+            image = option.default
+        elif keys and option.required:
+            image = keys[0]
+        else:
+            return None
+        spec = option.images[image]
+        view = spec.default_view or next(iter(spec.views), "")
+        return UenvValue(image, view)
+    if isinstance(option, m.ClusterChoiceOption):
+        if option.default is not None:
+            return option.default
+        if not option.required:
+            return ""
+        offered = cluster_choice_values(option, system, cluster)
+        return offered[0] if offered else None
+    if isinstance(option, m.IntegerOption):
+        if option.default is not None:
+            return option.default
+        return option.min if option.min is not None else 1
+    if isinstance(option, m.NumberOption):
+        if option.default is not None:
+            return option.default
+        return option.min if option.min is not None else 0.0
+    if isinstance(option, m.DurationOption):
+        text = option.default or option.max or option.min or "1:00:00"
+        return format_duration(duration_seconds(text))
+    if isinstance(option, m.TextOption):
+        return option.default
+    if isinstance(option, m.BooleanOption):
+        return option.default
+    raise TypeError(f"unknown option kind {type(option).__name__}")  # pragma: no cover
+
+
+def default_options(profile: Profile) -> dict[str, Any]:
+    """``user_options`` that pick ``profile`` with every option at its default (JSON-safe)."""
+    out: dict[str, Any] = {PROFILE_KEY: profile.id}
+    for option in profile.options:
+        value = option_default(option, system=profile.system)
+        if isinstance(value, UenvValue):
+            value = {"image": value.image, "view": value.view}
+        if value is not None:
+            out[option.id] = value
+    return out
+
+
+# -- raw values ---------------------------------------------------------------------------
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_string(field_name: str, value: str) -> str:
+    if len(value) > MAX_VALUE_LENGTH:
+        raise OptionError(field_name, f"value is longer than {MAX_VALUE_LENGTH} characters")
+    bad = FORBIDDEN_CHARS_RE.search(value)
+    if bad:
+        raise OptionError(
+            field_name,
+            f"contains the control character U+{ord(bad.group()):04X}; "
+            "newlines, tabs, NUL and line separators are not allowed",
+        )
+    return value
+
+
+def _unwrap(field_name: str, value: Any, *, last: bool = False) -> Any:
+    """Form data -> one value; lists must hold one value (``last`` for checkboxes)."""
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return None
+        if len(value) > 1 and not last:
+            raise OptionError(field_name, f"expected one value, got {len(value)}")
+        value = value[-1]
+    if isinstance(value, str):
+        _check_string(field_name, value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or not isinstance(item, str):
+                raise OptionError(field_name, "expected strings in the mapping")
+            _check_string(field_name, key)
+            _check_string(field_name, item)
+    elif value is not None and not isinstance(value, (bool, int, float)):
+        raise OptionError(field_name, f"unsupported value type {type(value).__name__}")
+    return value
+
+
+def _as_text(option_id: str, value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise OptionError(option_id, f"expected a string, got {_short(value)}")
+    return str(value)
+
+
+def _check_choice(option: m.ChoiceOption, value: Any, user: UserInfo) -> tuple[str, dict[str, str]]:
+    key = _as_text(option.id, value)
+    allowed = choice_keys(option, user)
+    if key not in allowed:
+        raise OptionError(
+            option.id, f"{_short(key)} is not allowed; choose one of: {', '.join(allowed)}"
+        )
+    return key, {option.req_name: key, **{k: str(v) for k, v in option.choices[key].req.items()}}
+
+
+def _check_uenv(
+    option: m.UenvOption, value: Any, view: Any, user: UserInfo
+) -> tuple[UenvValue | None, dict[str, str]]:
+    if isinstance(value, dict):
+        extra = set(value) - {"image", "view"}
+        if extra:
+            raise OptionError(option.id, f"unknown keys {sorted(extra)}; expected image and view")
+        view = value.get("view", view)
+        value = value.get("image")
+    image = "" if value is None else _as_text(option.id, value)
+    allowed = choice_keys(option, user)
+    if image == "" and not option.required:
+        return None, {option.req_name: "", option.view_req: ""}
+    if image not in allowed:
+        raise OptionError(
+            option.id, f"{_short(image)} is not allowed; choose one of: {', '.join(allowed)}"
+        )
+    spec = option.images[image]
+    views = list(spec.views)
+    view_text = "" if view is None else _as_text(f"{option.id}_view", view)
+    if view_text == "":
+        view_text = spec.default_view or (views[0] if views else "")
+    if views and view_text not in views:
+        raise OptionError(
+            f"{option.id}_view",
+            f"{_short(view_text)} is not a view of {image}; choose one of: {', '.join(views)}",
+        )
+    if not views and view_text:
+        raise OptionError(f"{option.id}_view", f"{image} has no views")
+    req = {option.req_name: image, option.view_req: view_text}
+    req.update({k: str(v) for k, v in spec.req.items()})
+    return UenvValue(image, view_text), req
+
+
+def _check_cluster(
+    option: m.ClusterChoiceOption, value: Any, system: str, cluster: ClusterChoices | None
+) -> str:
+    name = "" if value is None else _as_text(option.id, value)
+    if name == "":
+        if option.required:
+            raise OptionError(option.id, "a value is required")
+        return ""
+    offered = cluster_choice_values(option, system, cluster)
+    if offered is None:
+        if not _name_ok(option, name):
+            raise OptionError(option.id, f"{_short(name)} is not a valid {option.source[:-1]} name")
+    elif name not in offered:
+        listed = ", ".join(offered[:20]) + (", ..." if len(offered) > 20 else "")
+        raise OptionError(
+            option.id,
+            f"{_short(name)} is not available; choose one of: {listed or '(none available now)'}",
+        )
+    return name
+
+
+def _check_integer(option: m.IntegerOption, value: Any) -> int:
+    if isinstance(value, bool):
+        raise OptionError(option.id, f"expected a whole number, got {_short(value)}")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    elif isinstance(value, str) and re.fullmatch(r"[+-]?\d{1,18}", value.strip()):
+        value = int(value.strip())
+    if not isinstance(value, int):
+        raise OptionError(option.id, f"expected a whole number, got {_short(value)}")
+    _check_range(option, value, option.min, option.max, option.step)
+    return value
+
+
+def _check_number(option: m.NumberOption, value: Any) -> float:
+    if isinstance(value, bool):
+        raise OptionError(option.id, f"expected a number, got {_short(value)}")
+    if isinstance(value, str) and re.fullmatch(
+        r"[+-]?(?:\d{1,18}(?:\.\d{0,12})?|\.\d{1,12})", value.strip()
+    ):
+        value = float(value.strip())
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise OptionError(option.id, f"expected a number, got {_short(value)}")
+    value = float(value)
+    _check_range(option, value, option.min, option.max, option.step)
+    return value
+
+
+def _check_range(
+    option: m.Option, value: float, lo: float | None, hi: float | None, step: float | None
+) -> None:
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        low = "-inf" if lo is None else f"{lo:g}"
+        high = "inf" if hi is None else f"{hi:g}"
+        raise OptionError(option.id, f"{value:g} is outside the allowed range {low} to {high}")
+    if step is not None:
+        base = lo if lo is not None else 0
+        k = (value - base) / step
+        if abs(k - round(k)) > 1e-9:
+            raise OptionError(
+                option.id, f"{value:g} is not allowed; use steps of {step:g} from {base:g}"
+            )
+
+
+def _check_duration(option: m.DurationOption, value: Any) -> str:
+    text = _as_text(option.id, value).strip()
+    try:
+        seconds = duration_seconds(text)
+    except ValueError:
+        raise OptionError(
+            option.id,
+            f"{_short(text)} is not a time limit; write minutes (30), HH:MM:SS (1:30:00) or D-HH:MM:SS",
+        ) from None
+    lo = duration_seconds(option.min) if option.min else None
+    hi = duration_seconds(option.max) if option.max else None
+    if (lo is not None and seconds < lo) or (hi is not None and seconds > hi):
+        low = format_duration(lo) if lo is not None else "0"
+        high = format_duration(hi) if hi is not None else "unlimited"
+        raise OptionError(option.id, f"{text} is outside the allowed range {low} to {high}")
+    return format_duration(seconds)
+
+
+def _check_text(option: m.TextOption, value: Any) -> str:
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise OptionError(option.id, f"expected text, got {_short(value)}")
+    if len(value) > option.max_length:
+        raise OptionError(option.id, f"is longer than {option.max_length} characters")
+    if value == "":
+        if option.required:
+            raise OptionError(option.id, "a value is required")
+        return ""
+    if not re.fullmatch(option.pattern, value):
+        raise OptionError(
+            option.id, f"{_short(value)} does not match the required pattern {option.pattern}"
+        )
+    return value
+
+
+def _check_boolean(option: m.BooleanOption, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE:
+        return True
+    if isinstance(value, str) and value.strip().lower() in _FALSE:
+        return False
+    raise OptionError(option.id, f"expected true or false, got {_short(value)}")
+
+
+def _when_key(value: Any) -> str:
+    if isinstance(value, UenvValue):
+        return value.image
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def option_active(option: m.Option, values: Mapping[str, Any], active: Iterable[str]) -> bool:
+    """Whether the ``when`` rule of ``option`` holds for the values chosen above it."""
+    active_set = set(active)
+    for target, wanted in (option.when or {}).items():
+        if target not in active_set:
+            return False
+        if _when_key(values.get(target)) not in {_when_key(w) for w in wanted}:
+            return False
+    return True
+
+
+# -- the validator ---------------------------------------------------------------------------
+def validate_options(
+    profile_set: ProfileSet,
+    raw: Mapping[str, Any] | None,
+    *,
+    user: UserInfo,
+    cluster: ClusterChoices | None = None,
+    base: Mapping[str, str] | None = None,
+) -> ValidatedOptions:
+    """Check ``raw`` user options against the profiles; the only way to a spawn's values.
+
+    Raises :class:`OptionError` naming the refused field and what is allowed.
+    """
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise OptionError("options", f"expected a mapping of options, got {type(raw).__name__}")
+    data: dict[str, Any] = {}
+    for key, value in raw.items():
+        if not isinstance(key, str):
+            raise OptionError("options", f"option names must be strings, got {_short(key)}")
+        if key in IGNORED_KEYS:
+            continue
+        _check_string("options", key)
+        data[key] = value
+
+    profile = _pick_profile(profile_set, data.pop(PROFILE_KEY, None), user)
+    options = {o.id: o for o in profile.options}
+    view_keys = {f"{o.id}_view": o for o in profile.options if isinstance(o, m.UenvOption)}
+    for key in data:
+        if key not in options and key not in view_keys:
+            known = [PROFILE_KEY, *options, *view_keys]
+            raise OptionError(
+                key,
+                f"unknown option for profile {profile.id!r}; known options: {', '.join(known)}",
+            )
+        option = options.get(key) or view_keys[key]
+        if not option_visible(option, user):
+            raise OptionError(key, f"this option of profile {profile.id!r} is not available to you")
+
+    req: dict[str, str] = {k: str(v) for k, v in (base or {}).items()}
+    req.update(profile.defaults)
+    req.update(profile.fixed)
+    req["host"] = profile.system
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    untrusted: set[str] = set()
+    active: list[str] = []
+    for option in profile.options:
+        if not option_visible(option, user) or not option_active(option, values, active):
+            continue
+        is_bool = isinstance(option, m.BooleanOption)
+        value = _unwrap(option.id, data.get(option.id), last=is_bool)
+        if value is None or (value == "" and isinstance(option, (m.IntegerOption, m.NumberOption))):
+            value = option_default(option, user=user, system=profile.system, cluster=cluster)
+            if value is None and not isinstance(option, (m.UenvOption, m.ClusterChoiceOption)):
+                raise OptionError(option.id, "no value given and no default is available to you")
+        updates: dict[str, str]
+        typed: Any
+        if isinstance(option, m.ChoiceOption):
+            if value is None:
+                raise OptionError(option.id, "no choice is available to you")
+            typed, updates = _check_choice(option, value, user)
+        elif isinstance(option, m.UenvOption):
+            view = _unwrap(f"{option.id}_view", data.get(f"{option.id}_view"))
+            if isinstance(value, UenvValue):
+                if view is None:
+                    view = value.view
+                value = value.image
+            typed, updates = _check_uenv(option, value, view, user)
+        elif isinstance(option, m.ClusterChoiceOption):
+            if value is None:
+                raise OptionError(
+                    option.id, f"no {option.source} are available now; try again later"
+                )
+            typed = _check_cluster(option, value, profile.system, cluster)
+            updates = {option.req_name: typed}
+            untrusted.add(option.req_name)
+        elif isinstance(option, m.IntegerOption):
+            typed = _check_integer(option, value)
+            updates = {option.req_name: str(typed)}
+            untrusted.add(option.req_name)
+        elif isinstance(option, m.NumberOption):
+            typed = _check_number(option, value)
+            updates = {option.req_name: f"{typed:g}"}
+            untrusted.add(option.req_name)
+        elif isinstance(option, m.DurationOption):
+            typed = _check_duration(option, value)
+            updates = {option.req_name: typed}
+            untrusted.add(option.req_name)
+        elif isinstance(option, m.TextOption):
+            typed = _check_text(option, value)
+            updates = {option.req_name: typed}
+            untrusted.add(option.req_name)
+        elif isinstance(option, m.BooleanOption):
+            typed = _check_boolean(option, value)
+            updates = {option.req_name: option.true_value if typed else option.false_value}
+        else:  # pragma: no cover
+            raise TypeError(type(option).__name__)
+        if typed is not None:
+            values[option.id] = typed
+        active.append(option.id)
+        req.update(updates)
+        for name in updates:
+            sources[name] = option.id
+    return ValidatedOptions(
+        profile=profile,
+        values=types.MappingProxyType(values),
+        req=types.MappingProxyType(req),
+        sources=types.MappingProxyType(sources),
+        untrusted=frozenset(untrusted),
+    )
+
+
+def _pick_profile(profile_set: ProfileSet, wanted: Any, user: UserInfo) -> Profile:
+    visible = visible_profiles(profile_set, user)
+    wanted = _unwrap(PROFILE_KEY, wanted)
+    if wanted is None or wanted == "":
+        profile = default_profile(profile_set, user)
+        if profile is None:
+            raise OptionError(PROFILE_KEY, "no profile is available to you")
+        return profile
+    for profile in visible:
+        if profile.id == wanted:
+            return profile
+    names = ", ".join(p.id for p in visible) or "(none)"
+    raise OptionError(PROFILE_KEY, f"unknown profile {_short(wanted)}; available to you: {names}")
+
+
+__all__ = [
+    "IGNORED_KEYS",
+    "MAX_VALUE_LENGTH",
+    "PROFILE_KEY",
+    "ClusterChoices",
+    "OptionError",
+    "UenvValue",
+    "UserInfo",
+    "ValidatedOptions",
+    "choice_keys",
+    "cluster_choice_values",
+    "default_options",
+    "default_profile",
+    "duration_seconds",
+    "format_duration",
+    "is_allowed",
+    "option_active",
+    "option_default",
+    "option_visible",
+    "validate_options",
+    "visible_profiles",
+]

@@ -90,6 +90,80 @@ def cmd_schema(args: argparse.Namespace, out: TextIO | None = None) -> int:
     return 0
 
 
+DEFAULT_CMD = "firecrestspawner-singleuser jupyterhub-singleuser"
+
+
+def _parse_sets(items: list[str]) -> dict[str, list[str]]:
+    raw: dict[str, list[str]] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise ValueError(f"--set {item!r}: expected key=value")
+        raw.setdefault(key, []).append(value)
+    return raw
+
+
+def _parse_cluster(items: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for item in items:
+        source, eq, names = item.partition("=")
+        if not eq:
+            raise ValueError(f"--cluster {item!r}: expected source=name,name")
+        out[source] = [n for n in names.split(",") if n]
+    return out
+
+
+def cmd_render(
+    args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    """Validate options exactly as a spawn does and print the script it would submit."""
+    from .naming import job_name as make_job_name
+    from .options import ClusterChoices, OptionError, UserInfo, validate_options
+    from .profiles import ProfileSet
+    from .redact import redact
+    from .script import ScriptRejected, ScriptTemplateError
+
+    out = out or sys.stdout
+    err = err or sys.stderr
+    loaded, errors = validate_paths([args.file])
+    if errors:
+        for e in errors:
+            err.write(f"{e}\n")
+        return 1
+    profiles, _ = merge_profiles(loaded)
+    profile_set = ProfileSet(tuple(profiles))
+    try:
+        raw: dict[str, Any] = {"profile": [args.profile], **_parse_sets(args.set or [])}
+        cluster_lists = _parse_cluster(args.cluster or [])
+    except ValueError as e:
+        err.write(f"error: {e}\n")
+        return 2
+    user = UserInfo(args.user, tuple(args.group or ()))
+    try:
+        chosen = profile_set.get(args.profile)
+        cluster = (
+            ClusterChoices.of({chosen.system: cluster_lists}) if chosen and cluster_lists else None
+        )
+        vo = validate_options(profile_set, raw, user=user, cluster=cluster)
+        workdir = args.workdir or f"{(vo.profile.workdir or '/home').rstrip('/')}/{user.name}"
+        name = args.job_name or make_job_name("hub", user.name, "", "000000000000")
+        script = vo.render_script(
+            cmd=args.cmd, job_name=name, workdir=workdir, extra={"username": user.name}
+        )
+    except OptionError as e:
+        err.write(f"refused: {redact(e)}\n")
+        return 1
+    except (ScriptRejected, ScriptTemplateError) as e:
+        err.write(f"script refused: {redact(e)}\n")
+        return 1
+    out.write(redact(script))
+    if args.show_request:
+        err.write(f"# system: {vo.profile.system}\n")
+        for key, value in sorted(vo.req.items()):
+            err.write(f"# req_{key} = {redact(value)!r}\n")
+    return 0
+
+
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     """Add ``validate``, ``render`` and ``schema``."""
     p = subparsers.add_parser(
@@ -103,6 +177,35 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_validate)
+
+    p = subparsers.add_parser(
+        "render",
+        help="print the batch script a profile produces",
+        description="Validate options exactly as a spawn does (same validator, same checks) and "
+        "print the script that would be submitted, secrets redacted.",
+    )
+    p.add_argument("file", metavar="FILE", help="profile file or directory")
+    p.add_argument("--profile", required=True, help="profile id")
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="an option value, as the form sends it"
+    )
+    p.add_argument("--user", default="user", help="user name (default: user)")
+    p.add_argument("--group", action="append", metavar="GROUP", help="a group of the user")
+    p.add_argument(
+        "--cluster",
+        action="append",
+        metavar="SOURCE=A,B",
+        help="names FirecREST would report, e.g. accounts=proj1,proj2",
+    )
+    p.add_argument(
+        "--cmd", default=DEFAULT_CMD, help=f"single-user command (default: {DEFAULT_CMD})"
+    )
+    p.add_argument("--workdir", help="job working directory (default: <system workdir>/<user>)")
+    p.add_argument("--job-name", help="job name (default: a name as the spawner makes it)")
+    p.add_argument(
+        "--show-request", action="store_true", help="also print the resolved req_* values to stderr"
+    )
+    p.set_defaults(func=cmd_render)
 
     p = subparsers.add_parser("schema", help="print the profile JSON Schema")
     p.set_defaults(func=cmd_schema)

@@ -126,7 +126,9 @@ def builtin_template(name: str) -> str:
         ) from None
     return (
         resources.files("firecrestspawner")
-        .joinpath("templates").joinpath("batch").joinpath(filename)
+        .joinpath("templates")
+        .joinpath("batch")
+        .joinpath(filename)
         .read_text(encoding="utf-8")
     )
 

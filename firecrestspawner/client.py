@@ -63,6 +63,10 @@ class ClientSettings:
     verify: bool | str = True
 
 
+class _AlreadyEnded(Exception):
+    """A cancel answered 404/500: probably already ended (not retried)."""
+
+
 class SubmitOutcomeUnknown(Exception):
     """Submit failed ambiguously and the job could not be looked up.
 
@@ -290,8 +294,18 @@ class FirecrestClient:
 
         Cancelling twice is harmless, so transient errors are retried.
         """
+        async def cancel_once() -> None:
+            try:
+                await self.raw.cancel_job(system, job_id)
+            except UnexpectedStatusException as e:
+                if http_status(e) in (404, 500):
+                    raise _AlreadyEnded(e) from e
+                raise
+
         try:
-            await self.read("cancel", lambda: self.raw.cancel_job(system, job_id))
+            await self.read("cancel", cancel_once)
+        except _AlreadyEnded:
+            return False
         except UnexpectedStatusException as e:
             # FirecREST answers 404 (REST mode) or 500 (scancel error) for a
             # job that already ended; the caller confirms with a GET.

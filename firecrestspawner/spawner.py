@@ -454,6 +454,8 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         self._regexes = StateRegexes()
         self._phase = ""
         self._port_waiter: PortWaiter | None = None
+        self._progress_log: list[dict[str, Any]] = []
+        self._progress_changed: asyncio.Event | None = None
         self._pending_submit: tuple[SpawnRequest, str, dict[str, str]] | None = None
 
     # ------------------------------------------------------------ state
@@ -642,6 +644,12 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
 
     def _apply(self, obs: status_cache.Observation) -> JobStatus:
         """Turn one observation into a JobStatus and update the in-memory state."""
+        result = self._apply_observation(obs)
+        if self._phase in ("queued", "waiting"):
+            self._note_progress()
+        return result
+
+    def _apply_observation(self, obs: status_cache.Observation) -> JobStatus:
         if obs.error is not None:
             self._last_error = fc.describe(obs.error)
             if self._unknown_since is None:
@@ -857,7 +865,7 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
             self.hub_id, self.user.name, self.name or "", self._spawn_id
         )
         self._port_waiter = PortWaiter()
-        self._phase = "submitting"
+        self._set_phase("submitting")
         try:
             variables = await self._template_variables(request)
             script = self._render(request, variables)
@@ -867,14 +875,14 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
             env = self._job_env(token_file)
             self._pending_submit = (request, script, env)
             await self.submit_batch_script()
-            self._phase = "queued"
+            self._set_phase("queued")
             await self._wait_until_running(deadline)
             host = await self._gethost()
             self._host = host
-            self._phase = "waiting"
+            self._set_phase("waiting")
             port = await self._wait_for_port(deadline)
             self._port = port
-            self._phase = "ready"
+            self._set_phase("ready")
             self.log.info(
                 "Job %s (%s) of %s runs the server on %s:%s",
                 self.job_id,
@@ -885,7 +893,7 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
             )
             return host, port
         except BaseException as e:
-            self._phase = "failed"
+            self._set_phase("failed")
             await self._cleanup_failed_start(e)
             raise
         finally:
@@ -893,8 +901,26 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
             if self._port_waiter is not None:
                 self._port_waiter.close()
 
+    def _set_phase(self, phase: str) -> None:
+        self._phase = phase
+        self._note_progress()
+
+    def _note_progress(self) -> None:
+        """Record a progress event when what the user should see has changed."""
+        event = self._progress_event()
+        if event is not None and (
+            not self._progress_log or self._progress_log[-1]["message"] != event[1]
+        ):
+            progress, message, _ = event
+            self._progress_log.append(
+                {"progress": progress, "message": message, "html_message": html.escape(message)}
+            )
+        if self._progress_changed is not None:
+            self._progress_changed.set()
+
     def clear_state_for_spawn(self) -> None:
         """Reset per-spawn memory (the hub already called clear_state)."""
+        self._progress_log = []
         self._seen = False
         self._job = None
         self._host = ""
@@ -1065,6 +1091,8 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         """Cancel the job of a failed, timed-out or cancelled start (no orphans)."""
         if not self.job_id and not self._job_name:
             return
+        if self.job_id and self._job is not None and states.is_gone(states.state_of(self._job)):
+            return  # the job already ended: nothing to cancel
         what = "cancelled" if isinstance(error, asyncio.CancelledError) else "failed"
         self.log.warning(
             "Start of %s %s; cancelling job %s (%s)",
@@ -1179,6 +1207,8 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
             return 10, f"Submitting batch job {self._job_name} to {self._system}", ""
         if not self.job_id:
             return None
+        if phase in ("queued", "waiting") and self._last_error:
+            return 30, f"Job {self.job_id}: status unknown for now ({self._last_error})", ""
         if phase == "queued" and not self._seen:
             return 20, f"Submitted job {self.job_id} to {self._system}.{log_note}", ""
         job = self._job or {}
@@ -1201,8 +1231,6 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
                 f"Job {self.job_id} runs on {self._host}; waiting for the server.{log_note}",
                 "",
             )
-        if self._last_error and phase == "queued":
-            return 30, f"Job {self.job_id}: status unknown ({self._last_error})", ""
         return None
 
     async def progress(self) -> AsyncIterator[dict[str, Any]]:
@@ -1211,20 +1239,18 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         Read from what start() observes (the shared cache): no FirecREST call
         of its own. ``message`` is plain text, ``html_message`` is escaped.
         """
-        last = None
+        sent = 0
+        if self._progress_changed is None:
+            self._progress_changed = asyncio.Event()
         while True:
-            event = self._progress_event()
-            if event is not None and event[1] != last:
-                last = event[1]
-                progress, message, _ = event
-                yield {
-                    "progress": progress,
-                    "message": message,
-                    "html_message": html.escape(message),
-                }
+            self._progress_changed.clear()
+            while sent < len(self._progress_log):
+                yield dict(self._progress_log[sent])
+                sent += 1
             if self._phase in ("ready", "failed"):
                 return
-            await asyncio.sleep(1)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._progress_changed.wait(), 1.0)
 
 
 class FirecRESTSpawnerRegexStates(FirecRESTSpawnerBase):

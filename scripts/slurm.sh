@@ -34,7 +34,7 @@ write_conf() {
     cat >"$CONF.tmp" <<EOF
 $MARK
 ClusterName=fsp
-SlurmctldHost=$NODE
+SlurmctldHost=$NODE(127.0.0.1)
 AuthType=auth/munge
 CredType=cred/munge
 ProctrackType=proctrack/linuxproc
@@ -61,7 +61,7 @@ KillWait=5
 InactiveLimit=0
 SlurmctldTimeout=30
 SlurmdTimeout=60
-NodeName=$NODE CPUs=$cpus RealMemory=$mem State=UNKNOWN
+NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=normal Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 PartitionName=debug Nodes=$NODE MaxTime=30 State=UP
 EOF
@@ -104,6 +104,9 @@ start() {
     for cmd in slurmctld slurmd munged sinfo; do
         command -v "$cmd" >/dev/null || { log "$cmd not found (apt-get install slurm-wlm munge)"; exit 1; }
     done
+    case "$(node_state || true)" in
+        idle|mix|alloc) echo "slurm is already up: node $NODE $(node_state)"; return 0 ;;
+    esac
     mkdir -p "$DIR/state" "$DIR/spool"
     write_conf
     start_munge

@@ -1,0 +1,130 @@
+"""Hub level: a real JupyterHub spawns a real single-user server in an emulator job.
+
+The job runs ``firecrestspawner-singleuser`` (token file, free port, port
+report through the hub's ``/hub/api/firecrestspawner``) and a real
+``jupyterhub-singleuser``; the hub waits for it over HTTP, then stops it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from unittest import mock
+
+import httpx
+import pytest
+from jupyterhub.tests.utils import api_request
+
+from firecrestspawner.spawner import SlurmSpawner
+
+from .conftest import spawner_traits
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def configured(emulator, workroot, **overrides):
+    traits = spawner_traits(emulator, workroot, start_timeout=90, **overrides)
+
+    class ConfiguredSlurmSpawner(SlurmSpawner):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **{**traits, **kwargs})
+
+    return ConfiguredSlurmSpawner
+
+
+async def wait_for(predicate, timeout=90.0, interval=0.25):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        result = await predicate()
+        if result:
+            return result
+        await asyncio.sleep(interval)
+    raise AssertionError("condition not reached in time")
+
+
+async def server_model(app, name):
+    r = await api_request(app, "users", name)
+    r.raise_for_status()
+    return r.json()["servers"].get("")
+
+
+@pytest.mark.parametrize("delivery", ["file", "env"])
+async def test_hub_spawns_real_server_and_stops_it(app, fcs_user, emulator, workroot, delivery):
+    cls = configured(emulator, workroot, api_token_delivery=delivery)
+    name = fcs_user.name
+    with mock.patch.dict(app.tornado_settings, {"spawner_class": cls}):
+        r = await api_request(app, "users", name, "server", method="post")
+        assert r.status_code in (201, 202), r.text
+
+        async def ready():
+            model = await server_model(app, name)
+            return model if model and model.get("ready") else None
+
+        model = await wait_for(ready)
+        spawner = app.users[name].spawner
+        assert isinstance(spawner, cls)
+        job_id = spawner.job_id
+        assert job_id
+        assert spawner.server.port == spawner._port
+        assert spawner.server.ip == "127.0.0.1"
+        assert model["state"]["job_id"] == job_id  # admin API shows the saved state
+        assert await spawner.poll() is None
+
+        # A real jupyter server answers on the node at the reported port.
+        async with httpx.AsyncClient(timeout=10) as client:
+            r = await client.get(spawner.server.url.rstrip("/") + "/api")
+        assert r.status_code == 200
+        assert "version" in r.json()
+
+        r = await api_request(app, "users", name, "server", method="delete")
+        assert r.status_code in (202, 204), r.text
+
+        async def stopped():
+            return (await server_model(app, name)) is None
+
+        await wait_for(stopped)
+    jobs = [j for j in emulator.admin.jobs() if j["jobId"] == job_id]
+    assert jobs
+    assert jobs[0]["status"]["state"].split()[0] in ("CANCELLED", "COMPLETING", "COMPLETED")
+
+
+async def test_port_handler_refuses_anything_but_a_port(app, fcs_user, emulator, workroot):
+    """The token of a running server cannot set spawner attributes."""
+    cls = configured(emulator, workroot)
+    name = fcs_user.name
+    with mock.patch.dict(app.tornado_settings, {"spawner_class": cls}):
+        r = await api_request(app, "users", name, "server", method="post")
+        assert r.status_code in (201, 202), r.text
+
+        async def ready():
+            model = await server_model(app, name)
+            return model if model and model.get("ready") else None
+
+        await wait_for(ready)
+        spawner = app.users[name].spawner
+        before = spawner.batch_script
+        r = await api_request(
+            app,
+            "firecrestspawner",
+            method="post",
+            headers={"Authorization": f"token {spawner.api_token}"},
+            data=json.dumps({"port": 1234, "batch_script": "#!/bin/bash\nrm -rf ~"}),
+        )
+        assert r.status_code == 400
+        r = await api_request(
+            app,
+            "firecrestspawner",
+            method="post",
+            headers={"Authorization": f"token {spawner.api_token}"},
+            data=json.dumps({"port": 1234}),
+        )
+        assert r.status_code == 409  # not starting any more
+        assert spawner.batch_script == before
+        r = await api_request(app, "users", name, "server", method="delete")
+        assert r.status_code in (202, 204)
+        await wait_for(lambda: _is_none(server_model(app, name)))
+
+
+async def _is_none(coro):
+    return (await coro) is None

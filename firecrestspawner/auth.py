@@ -278,6 +278,10 @@ class _OAuthTokenAuth:
     async def _after_refresh(self, body: dict[str, Any]) -> None:
         self._handle_success(body)
 
+    async def _recover_session(self) -> bool:
+        """After a refused grant: True if retrying once may succeed."""
+        return False
+
     def _after_refresh_sync(self, body: dict[str, Any]) -> None:
         self._handle_success(body)
 
@@ -299,7 +303,12 @@ class _OAuthTokenAuth:
             token = self._cached()
             if token:
                 return token
-            body = await self._request_async()
+            try:
+                body = await self._request_async()
+            except SessionExpired:
+                if not await self._recover_session():
+                    raise
+                body = await self._request_async()
             await self._after_refresh(body)
             if self._access_token is None:  # pragma: no cover - set by _handle_success
                 raise AuthError("identity provider answered without an access_token")
@@ -344,7 +353,10 @@ class AuthorizationCodeFlowAuth(_OAuthTokenAuth):
     ``client_secret``, ``refresh_token``, ``token_url``. ``refresh_token`` is a
     mutable attribute. When the IdP rotates the refresh token, the new one
     replaces it and ``on_rotate(new_token)`` (sync or async) is called, so the
-    caller can persist it. A refused refresh token raises :class:`SessionExpired`.
+    caller can persist it. A refused refresh token raises :class:`SessionExpired`,
+    unless ``reload_refresh_token()`` (async) returns a newer one (someone else,
+    e.g. OAuthenticator's own refresh, rotated it): then it is adopted and the
+    grant retried once.
     """
 
     grant_type = "refresh_token"
@@ -359,6 +371,7 @@ class AuthorizationCodeFlowAuth(_OAuthTokenAuth):
         min_token_validity: float = 60.0,
         timeout: float = 10.0,
         on_rotate: RotateCallback | None = None,
+        reload_refresh_token: Callable[[], Awaitable[str | None]] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -371,6 +384,7 @@ class AuthorizationCodeFlowAuth(_OAuthTokenAuth):
         )
         self.refresh_token = refresh_token
         self.on_rotate = on_rotate
+        self.reload_refresh_token = reload_refresh_token
         #: Refresh tokens this credential has replaced (never adopted again).
         self._superseded: set[str] = set()
 
@@ -417,6 +431,16 @@ class AuthorizationCodeFlowAuth(_OAuthTokenAuth):
                     await result
             except Exception as e:  # noqa: BLE001 - the new token is in memory; report, go on
                 log.warning("Could not persist the rotated refresh token: %s", redact(e))
+
+    async def _recover_session(self) -> bool:
+        if self.reload_refresh_token is None:
+            return False
+        try:
+            fresh = await self.reload_refresh_token()
+        except Exception as e:  # noqa: BLE001 - the refusal is what the caller sees
+            log.warning("Could not reload the refresh token: %s", redact(e))
+            return False
+        return bool(fresh) and self.adopt_refresh_token(fresh or "")
 
     def _after_refresh_sync(self, body: dict[str, Any]) -> None:
         self._handle_success(body)
@@ -495,7 +519,9 @@ async def user_auth(
 
     Reads the refresh token from ``await user.get_auth_state()`` (key
     ``refresh_token``, as OAuthenticator stores it) and, when the IdP rotates
-    it, writes the new one back to ``auth_state`` (that key only). A missing
+    it, writes the new one back to ``auth_state`` (that key only). If the IdP
+    refuses the token because the authenticator refreshed (and rotated) it in
+    the meantime, the newer one is read from ``auth_state`` and used. A missing
     auth_state or refresh token raises :class:`SessionExpired`.
     """
     auth_state = await user.get_auth_state()
@@ -511,6 +537,11 @@ async def user_auth(
             state["refresh_token"] = new_token
             await user.save_auth_state(state)
 
+        async def reload() -> str | None:
+            state = await user.get_auth_state() or {}
+            token = state.get("refresh_token")
+            return token if isinstance(token, str) else None
+
         cred = AuthorizationCodeFlowAuth(
             client_id,
             client_secret,
@@ -519,6 +550,7 @@ async def user_auth(
             min_token_validity=min_token_validity,
             timeout=timeout,
             on_rotate=save_rotated,
+            reload_refresh_token=reload,
         )
         _seed_access_token(cred, auth_state)
         _user_credentials[key] = cred

@@ -369,3 +369,26 @@ async def test_user_auth_revoked_session(app, user, auth_state_enabled, idp, cap
         await cred.auth_headers()
     assert "rt-revoked-canary-0006" not in str(info.value)
     assert all("rt-revoked-canary-0006" not in r.getMessage() for r in caplog.records)
+
+
+async def test_user_auth_survives_authenticator_rotating_the_token(
+    app, user, auth_state_enabled, idp, clock
+):
+    """OAuthenticator refreshed (and rotated) the token behind our back."""
+    idp.configure(rotate=True)
+    idp.add_refresh_token("rt-login-0007")
+    await user.save_auth_state({"refresh_token": "rt-login-0007"})
+    cred = await _user_auth(user, idp)
+    await cred.get_access_token_async()
+    ours = cred.refresh_token
+    # the authenticator's own refresh, with the token it last saw (ours, written back)
+    other = AuthorizationCodeFlowAuth(CLIENT_ID, CLIENT_SECRET, ours, idp.token_url)
+    await other.get_access_token_async()
+    assert other.refresh_token != ours
+    await user.save_auth_state({"refresh_token": other.refresh_token})
+    # our next refresh is refused with `ours`, then retried with the newer token
+    clock.offset = 1000
+    await cred.get_access_token_async()
+    used = [r["refresh_token"] for r in refreshes(idp)]
+    assert used[-2:] == [ours, other.refresh_token]
+    assert (await user.get_auth_state())["refresh_token"] == cred.refresh_token

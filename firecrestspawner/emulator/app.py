@@ -858,6 +858,51 @@ class AdminNodeFailHandler(AdminHandler):
         self.write_json(200, {"jobId": job_id, "state": "NODE_FAIL"})
 
 
+class AdminSystemHandler(AdminHandler):
+    """Read or change a system at run time (health, queue, capacity, node name...)."""
+
+    CHANGEABLE = frozenset(
+        {
+            "healthy",
+            "queue_delay",
+            "slots",
+            "node_name",
+            "retention",
+            "completing_time",
+            "kill_wait",
+        }
+    )
+
+    def _system(self, name: str) -> Any:
+        backend = self.emu.backends.get(name.lower())
+        if backend is None:
+            self.write_json(404, {"message": "System not found"})
+        return backend
+
+    async def get(self, name: str) -> None:
+        backend = self._system(name)
+        if backend is not None:
+            self.write_json(200, backend.system.model_dump(mode="json"))
+
+    async def put(self, name: str) -> None:
+        backend = self._system(name)
+        if backend is None:
+            return
+        changes = self.json_body()
+        unknown = set(changes) - self.CHANGEABLE
+        if unknown:
+            self.bad(f"cannot change {sorted(unknown)}; changeable: {sorted(self.CHANGEABLE)}")
+            return
+        try:
+            for key, value in changes.items():
+                setattr(backend.system, key, value)
+        except ValidationError as e:
+            self.bad(str(e))
+            return
+        backend.wake()
+        self.write_json(200, backend.system.model_dump(mode="json"))
+
+
 class AdminTokensHandler(AdminHandler):
     async def post(self) -> None:
         idp = self.emu.require(self.emu.idp)
@@ -924,6 +969,7 @@ def make_app(emu: Emulator) -> tornado.web.Application:
         (r"/_emulator/requests", AdminRequestsHandler, a),
         (r"/_emulator/jobs", AdminJobsHandler, a),
         (r"/_emulator/jobs/([^/]+)/([^/]+)/node_fail", AdminNodeFailHandler, a),
+        (r"/_emulator/systems/([^/]+)", AdminSystemHandler, a),
         (r"/_emulator/tokens", AdminTokensHandler, a),
         (r"/_emulator/revoke", AdminRevokeHandler, a),
     ]

@@ -77,6 +77,14 @@ class AdminClient:
     def node_fail(self, system: str, job_id: str) -> dict[str, Any]:
         return self._call("POST", f"/jobs/{system}/{job_id}/node_fail")
 
+    # systems
+    def system(self, name: str) -> dict[str, Any]:
+        return self._call("GET", f"/systems/{name}")
+
+    def set_system(self, name: str, **changes: Any) -> dict[str, Any]:
+        """Change ``healthy``, ``queue_delay``, ``slots``, ``node_name``, ``retention``..."""
+        return self._call("PUT", f"/systems/{name}", json=changes)
+
     # tokens
     def issue_refresh_token(
         self, username: str, lifetime: int | None = None, client_id: str | None = None

@@ -132,3 +132,22 @@ def test_rest_mode_cancel_of_unknown_job_is_404():
         h = {"Authorization": f"Bearer {emu.issue_access_token('x')}"}
         r = httpx.delete(f"{emu.url}/compute/cluster/jobs/12345", headers=h)
         assert (r.status_code, r.json()["message"]) == (404, "Job not found")
+
+
+def test_system_changes_at_run_time(emu, http, tmp_path):
+    """Health and capacity change through the admin API (e.g. to stall the queue)."""
+    emu.admin.set_system("cluster", healthy=False, slots=0)
+    try:
+        health = http.get("/status/systems").json()["systems"][0]["servicesHealth"]
+        assert health[0]["healthy"] is False
+        job_id = submit(http, workingDirectory=str(tmp_path), script="#!/bin/bash\ntrue\n")
+        deadline = time.monotonic() + 10
+        while wait(http, job_id, "PENDING")["status"]["stateReason"] != "Resources":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        emu.admin.set_system("cluster", slots=4)
+        wait(http, job_id, "COMPLETED")
+    finally:
+        emu.admin.set_system("cluster", healthy=True, slots=4)
+    with pytest.raises(RuntimeError, match="cannot change"):
+        emu.admin.set_system("cluster", backend="slurm")

@@ -131,8 +131,13 @@ async def test_job_life_cycle(http, pyf, emu, tmp_path):
     assert pending["status"]["stateReason"] == "Priority"
     assert pending["nodes"] == ""
     await wait_for_state(pyf, SYS, a, ("RUNNING",))
-    b_job = (await pyf.job_info(SYS, b))[0]
-    assert b_job["status"]["state"] == "PENDING"
+    # b waits first for its queue delay (Priority), then for the busy slot (Resources).
+    for _ in range(100):
+        b_job = (await pyf.job_info(SYS, b))[0]
+        assert b_job["status"]["state"] == "PENDING"
+        if b_job["status"]["stateReason"] == "Resources":
+            break
+        await asyncio.sleep(0.02)
     assert b_job["status"]["stateReason"] == "Resources"
     assert len(await pyf.job_info(SYS)) == 2
     assert (await pyf.job_metadata(SYS, a))[0]["script"].startswith("#!/bin/bash")

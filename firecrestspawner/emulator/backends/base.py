@@ -150,6 +150,9 @@ class Backend(ABC):
     async def stop(self) -> None:  # noqa: B027 - optional hook
         """Stop background work and the jobs' processes."""
 
+    def wake(self) -> None:  # noqa: B027 - optional hook
+        """Re-evaluate the queue now (after a configuration change)."""
+
     @abstractmethod
     async def submit(self, user: str, request: JobRequest) -> str: ...
 

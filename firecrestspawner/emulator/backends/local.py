@@ -96,6 +96,9 @@ class LocalBackend(Backend):
         if self._own_spool and self._spool:
             shutil.rmtree(self._spool, ignore_errors=True)
 
+    def wake(self) -> None:
+        self._wake.set()
+
     # -- API -------------------------------------------------------------------
     async def submit(self, user: str, request: JobRequest) -> str:
         script = request.script

@@ -392,3 +392,25 @@ async def test_user_auth_survives_authenticator_rotating_the_token(
     used = [r["refresh_token"] for r in refreshes(idp)]
     assert used[-2:] == [ours, other.refresh_token]
     assert (await user.get_auth_state())["refresh_token"] == cred.refresh_token
+
+
+async def test_no_token_in_any_log_record(app, user, auth_state_enabled, idp, clock, caplog):
+    """Refresh, rotation, write-back and expiry at DEBUG: no token in any record."""
+    caplog.set_level(logging.DEBUG)
+    idp.configure(rotate=True)
+    idp.add_refresh_token("rt-canary-login-0008")
+    await user.save_auth_state({"refresh_token": "rt-canary-login-0008"})
+    cred = await _user_auth(user, idp)
+    secrets = {"rt-canary-login-0008", await cred.get_access_token_async(), cred.refresh_token}
+    clock.offset = 1000
+    secrets.add(await cred.get_access_token_async())
+    secrets.add(cred.refresh_token)
+    idp.revoke(cred.refresh_token)
+    clock.offset = 2000
+    with pytest.raises(SessionExpired):
+        await cred.get_access_token_async()
+    assert len(secrets) >= 4  # access tokens minted in the same second are equal
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert logged  # httpx and the hub did log
+    for secret in secrets:
+        assert secret not in logged

@@ -241,6 +241,14 @@ class Identity:
     home: str | None
 
 
+def user_exists(user: str) -> bool:
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        return False
+    return True
+
+
 def identity(user: str) -> Identity:
     """Unix identity of ``user``: the real one if the account exists, else a stable fake."""
     try:

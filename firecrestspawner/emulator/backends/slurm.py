@@ -32,6 +32,7 @@ from .base import (
     JobRequest,
     identity,
     parse_time_limit,
+    user_exists,
 )
 
 log = logging.getLogger(__name__)
@@ -221,7 +222,7 @@ class SlurmBackend(Backend):
         user_field = fields.get("UserId", "")
         slurm_user = user_field.split("(")[0]
         uid_text = user_field.partition("(")[2].rstrip(")")
-        user = known.owner if known.owner and not identity(known.owner).exists else slurm_user
+        user = known.owner if known.owner and not user_exists(known.owner) else slurm_user
         state = fields.get("JobState", "UNKNOWN")
         reason = fields.get("Reason", "None")
         if known.node_fail and state not in _ACTIVE:

@@ -80,3 +80,26 @@ async def test_cancel_running_job(client, tmp_path):
     job = await wait_for_state(client, "cluster", job_id, ("CANCELLED",))
     assert job["status"]["state"].startswith("CANCELLED by ")
     assert job["killRequestUser"] == "alice"
+
+
+def test_sync_client_with_pyfirecrest_client_credentials(emulator):
+    """pyfirecrest's own ClientCredentialsAuth gets tokens from the emulator's IdP."""
+    from firecrest import ClientCredentialsAuth
+    from firecrest.v2 import Firecrest
+
+    auth = ClientCredentialsAuth(
+        emulator.client_id, emulator.client_secret, emulator.token_url, min_token_validity=40
+    )
+    client = Firecrest(emulator.url, authorization=auth)
+    client.timeout = 30
+    assert client.userinfo("cluster")["user"]["name"] == emulator.client_id
+
+
+async def test_wait_for_job(client, tmp_path):
+    job_id = (
+        await client.submit(
+            "cluster", working_dir=str(tmp_path), script_str="#!/bin/bash\nsleep 0.5\n"
+        )
+    )["jobId"]
+    job = await client.wait_for_job("cluster", job_id, timeout=60)
+    assert job[0]["status"]["state"] == "COMPLETED"

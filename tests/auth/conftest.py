@@ -7,7 +7,6 @@ through ``oauth2_server.mjs`` and scripts it through its control API.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,16 +15,10 @@ import httpx
 import pytest
 
 from firecrestspawner import auth
+from tests.fixtures.chp import INSTALL_HINT, skip_or_fail
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-NODE_BIN = ROOT / "node_modules" / ".bin"
-
-# JupyterHub's `app` fixture starts configurable-http-proxy from PATH; the
-# root package.json pins it.
-if NODE_BIN.is_dir() and str(NODE_BIN) not in os.environ.get("PATH", "").split(os.pathsep):
-    os.environ["PATH"] = str(NODE_BIN) + os.pathsep + os.environ.get("PATH", "")
-
 CLIENT_ID = "hub-client"
 CLIENT_SECRET = "hub-secret"  # registered by oauth2_server.mjs
 
@@ -62,7 +55,7 @@ class MockIdP:
 def _idp_process():
     node = shutil.which("node")
     if node is None or not (ROOT / "node_modules" / "oauth2-mock-server").is_dir():
-        pytest.fail("oauth2-mock-server is missing: run `npm ci` at the repository root")
+        skip_or_fail(f"oauth2-mock-server (and node) not found: {INSTALL_HINT}")
     proc = subprocess.Popen(
         [node, str(HERE / "oauth2_server.mjs")],
         cwd=ROOT,

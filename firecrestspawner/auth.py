@@ -116,6 +116,14 @@ def _error_code(response: httpx.Response) -> str:
     return f"HTTP {response.status_code}"
 
 
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 def _is_retryable(exc: Exception) -> bool:
     return isinstance(exc, (_RetryableStatus, httpx.TransportError))
 
@@ -152,6 +160,7 @@ class _OAuthTokenAuth:
         self._lock: asyncio.Lock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
         self._sync_lock = threading.Lock()
+        self._warned_sync = False
         #: Number of token requests sent (for tests and metrics).
         self.token_requests = 0
 
@@ -329,6 +338,13 @@ class _OAuthTokenAuth:
         token = self._cached()
         if token:
             return token
+        if _loop_running() and not self._warned_sync:
+            self._warned_sync = True
+            log.warning(
+                "%r: the synchronous get_access_token() blocks the running event loop; "
+                "use `await auth_headers()` / `await get_access_token_async()`",
+                self,
+            )
         with self._sync_lock:
             token = self._cached()
             if token:

@@ -414,3 +414,9 @@ async def test_no_token_in_any_log_record(app, user, auth_state_enabled, idp, cl
     assert logged  # httpx and the hub did log
     for secret in secrets:
         assert secret not in logged
+
+
+async def test_sync_api_in_event_loop_warns(idp, caplog):
+    cred = make_cred(idp)
+    assert cred.get_access_token()  # works (blocking), but says it should not be used here
+    assert any("blocks the running event loop" in r.getMessage() for r in caplog.records)

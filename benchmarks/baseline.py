@@ -1,0 +1,94 @@
+"""The baseline: our spawner with the shared status cache and token caching off.
+
+This is how the existing firecrestspawner behaves: every ``poll()`` of every
+server sends its own FirecREST request for its job, and every FirecREST
+request is preceded by a token request to the identity provider. Everything
+else (client pool, retries, start() logic) is the same code, so the ratios
+measure exactly the two switches.
+
+Switched off by overriding three private methods of ``FirecRESTSpawnerBase``
+(``_observe``, ``_user_client``, ``_service_client``): the spawner has no
+public switch for them. If the spawner's internals change, the CI run in
+``tests/benchmarks`` fails, so this stays honest.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from firecrestspawner import client as fc
+from firecrestspawner import status as status_cache
+from firecrestspawner.auth import AuthorizationCodeFlowAuth, ServiceAccountAuth, SessionExpired
+from firecrestspawner.spawner import SlurmSpawner
+
+
+class _NoCache:
+    """Mixin: a new token for every request, concurrent (no shared refresh)."""
+
+    async def get_access_token_async(self) -> str:
+        body = await self._request_async()  # type: ignore[attr-defined]
+        token = body.get("access_token")
+        self._handle_success(body)  # type: ignore[attr-defined]
+        return str(token)
+
+
+class NoCacheServiceAccountAuth(_NoCache, ServiceAccountAuth):
+    pass
+
+
+class NoCacheUserAuth(_NoCache, AuthorizationCodeFlowAuth):
+    pass
+
+
+_service_accounts: dict[tuple[str, str], NoCacheServiceAccountAuth] = {}
+
+
+class BaselineSpawner(SlurmSpawner):
+    """SlurmSpawner without the shared status cache and without token caching."""
+
+    async def _user_client(self) -> fc.FirecrestClient:
+        cred = getattr(self, "_baseline_auth", None)
+        if cred is None:
+            state = await self.user.get_auth_state() or {}
+            token = state.get("refresh_token")
+            if not token:
+                self.access_token_is_valid = False
+                raise SessionExpired("no refresh token in auth_state")
+            cred = NoCacheUserAuth(self.client_id, self.client_secret, token, self.token_url)
+            self._baseline_auth = cred
+        self.access_token_is_valid = True
+        return fc.get_client(
+            self._current_url(), f"baseline-user:{self.user.name}", cred, self._client_settings()
+        )
+
+    async def _service_client(self) -> fc.FirecrestClient:
+        key = (self.service_account_token_url, self.service_account_client_id)
+        cred = _service_accounts.get(key)
+        if cred is None:
+            cred = _service_accounts[key] = NoCacheServiceAccountAuth(
+                self.service_account_client_id,
+                self.service_account_client_secret,
+                self.service_account_token_url,
+            )
+        return fc.get_client(
+            self._current_url(),
+            f"baseline-sa:{self.service_account_client_id}",
+            cred,
+            self._client_settings(),
+        )
+
+    async def _observe(self, max_age: float) -> status_cache.Observation:
+        """One request for this job, every time (no cache, no sharing)."""
+        system = self._current_system()
+        job_id = self.job_id
+        try:
+            client, _identity, _allusers = await self._polling_client()
+            job: Any = await client.job(system, job_id)
+        except Exception as e:  # noqa: BLE001 - a failure is "unknown", as in the real spawner
+            return status_cache.Observation(None, time.monotonic(), e)
+        return status_cache.Observation(job, time.monotonic())
+
+
+def reset() -> None:
+    _service_accounts.clear()

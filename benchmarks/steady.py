@@ -1,0 +1,212 @@
+"""Steady state: N running servers polled as JupyterHub polls them.
+
+Each spawner gets ``start_polling()`` (tornado ``PeriodicCallback`` every
+``poll_interval`` seconds with JupyterHub's 10 % jitter), after a first poll
+of all servers at once as the hub does at start-up. The window measured
+starts half an interval after the first full round, so it holds whole rounds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import secrets
+import time
+import tracemalloc
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from . import baseline
+from .emulator import EmulatorHandle
+from .hub import BenchHub, reset_shared_state
+from .probes import CpuTimer, LagProbe, rss_bytes
+
+MODES = ("ours", "ours-user", "baseline")
+JOB_SCRIPT = "#!/bin/bash\n#SBATCH --job-name={name}\nsleep infinity\n"
+
+
+@dataclass
+class SteadyResult:
+    mode: str
+    n: int
+    poll_interval: float
+    rounds: float
+    firecrest_per_interval: float
+    idp_per_interval: float
+    cpu_per_round_s: float
+    mem_per_server_kib: float
+    rss_per_server_kib: float
+    lag: dict[str, float] = field(default_factory=dict)
+    endpoints: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.__dict__}
+
+
+async def submit_jobs(emu: EmulatorHandle, hub: BenchHub, users: list, concurrency: int = 32):
+    """One running job per user, submitted as that user; returns state dicts."""
+    tokens = await asyncio.to_thread(
+        lambda: [emu.issue_access_token(u.name, lifetime=3600) for u in users]
+    )
+    sem = asyncio.Semaphore(concurrency)
+    states: list[dict[str, Any]] = [{} for _ in users]
+
+    async with httpx.AsyncClient(base_url=emu.url, timeout=60) as http:
+
+        async def one(i: int) -> None:
+            user = users[i]
+            name = f"fcs.bench.{user.name}.{secrets.token_hex(3)}"
+            body = {
+                "job": {
+                    "name": name,
+                    "script": JOB_SCRIPT.format(name=name),
+                    "workingDirectory": str(hub.workroot / user.name),
+                }
+            }
+            async with sem:
+                r = await http.post(
+                    f"/compute/{emu.system}/jobs",
+                    json=body,
+                    headers={"Authorization": f"Bearer {tokens[i]}"},
+                )
+            r.raise_for_status()
+            states[i] = {
+                "job_id": str(r.json()["jobId"]),
+                "job_status": "RUNNING localhost",
+                "system": emu.system,
+                "firecrest_url": emu.url,
+                "job_name": name,
+                "host": "localhost",
+                "port": 40000 + i % 20000,
+                "submitted_at": time.time(),
+                "seen": True,
+            }
+
+        await asyncio.gather(*(one(i) for i in range(len(users))))
+    return states
+
+
+def make_spawners(hub: BenchHub, users: list, states: list[dict], mode: str, **traits: Any):
+    cls = baseline.BaselineSpawner if mode == "baseline" else None
+    kw = hub.traits(service_account=(mode != "ours-user"), **traits)
+    spawners = []
+    for user, state in zip(users, states, strict=True):
+        s = hub.new_spawner(user, cls, **kw) if cls else hub.new_spawner(user, **kw)
+        s.load_state(state)
+        spawners.append(s)
+    return spawners
+
+
+class PollCounter:
+    """Counts poll() calls by wrapping each spawner's bound method."""
+
+    def __init__(self, spawners: list) -> None:
+        self.count = 0
+        for s in spawners:
+            s.poll = self._wrap(s.poll)
+
+    def _wrap(self, poll):
+        async def counted():
+            self.count += 1
+            return await poll()
+
+        return counted
+
+
+async def run_steady(
+    emu: EmulatorHandle,
+    n: int,
+    mode: str,
+    *,
+    poll_interval: float,
+    status_max_age: float,
+    rounds: int,
+    measure_memory: bool = True,
+) -> SteadyResult:
+    """One steady-state measurement; ``emu`` must be fresh (no other jobs)."""
+    await reset_shared_state()
+    baseline.reset()
+    hub = BenchHub(emu)
+    try:
+        users = await hub.add_users([f"{mode.replace('-', '')}{n}u{i}" for i in range(n)])
+        states = await submit_jobs(emu, hub, users)
+
+        gc.collect()
+        rss0 = rss_bytes()
+        if measure_memory:
+            tracemalloc.start()
+        spawners = make_spawners(
+            hub,
+            users,
+            states,
+            mode,
+            poll_interval=int(poll_interval) if poll_interval >= 1 else poll_interval,
+            status_max_age=status_max_age,
+        )
+        # The hub's start-up check: every server polled at once.
+        first = await asyncio.gather(*(s.poll() for s in spawners))
+        if any(code is not None for code in first):
+            raise RuntimeError(f"{sum(c is not None for c in first)} servers not running")
+        mem = tracemalloc.get_traced_memory()[0] / n if measure_memory else float("nan")
+        if measure_memory:
+            tracemalloc.stop()
+        rss = (rss_bytes() - rss0) / n
+
+        counter = PollCounter(spawners)
+        t_start = time.monotonic()
+        for s in spawners:
+            s.start_polling()
+        # Rounds cluster around t_start + k * interval (+-5 % jitter): measure
+        # from 1.5 intervals to (1.5 + rounds) intervals, between clusters.
+        await asyncio.sleep(max(0.0, t_start + 1.5 * poll_interval - time.monotonic()))
+        await asyncio.to_thread(emu.admin.reset_counters)
+        polls0 = counter.count
+        probe = LagProbe().start()
+        cpu = CpuTimer().start()
+        await asyncio.sleep(max(0.0, t_start + (1.5 + rounds) * poll_interval - time.monotonic()))
+        cpu_s, _wall = cpu.stop()
+        lag = await probe.stop()
+        counts = await asyncio.to_thread(emu.counts)
+        done = (counter.count - polls0) / n
+        for s in spawners:
+            s.stop_polling()
+        return SteadyResult(
+            mode=mode,
+            n=n,
+            poll_interval=poll_interval,
+            rounds=done,
+            firecrest_per_interval=counts["firecrest"] / max(done, 1e-9),
+            idp_per_interval=counts["idp"] / max(done, 1e-9),
+            cpu_per_round_s=cpu_s / max(done, 1e-9),
+            mem_per_server_kib=mem / 1024,
+            rss_per_server_kib=rss / 1024,
+            lag=lag,
+            endpoints=counts["endpoints"],
+        )
+    finally:
+        await reset_shared_state()
+        hub.close()
+
+
+async def poll_rounds(spawners: list, rounds: int, gap: float) -> list[int | None]:
+    """Poll every server ``rounds`` times, all at once, ``gap`` seconds apart.
+
+    The deterministic driver for request counts (CI): each round is one
+    ``gather`` of ``poll_and_notify()``, as if every PeriodicCallback fired
+    together; ``gap`` must exceed ``status_max_age``.
+    """
+    last: list[int | None] = []
+    for i in range(rounds):
+        if i:
+            await asyncio.sleep(gap)
+        last = await asyncio.gather(*(s.poll_and_notify() for s in spawners))
+    return last
+
+
+async def setup_servers(emu: EmulatorHandle, hub: BenchHub, n: int, mode: str, **traits: Any):
+    """``n`` users with a running job each and their spawners (state loaded)."""
+    users = await hub.add_users([f"{mode.replace('-', '')}{n}c{i}" for i in range(n)])
+    states = await submit_jobs(emu, hub, users)
+    return make_spawners(hub, users, states, mode, **traits)

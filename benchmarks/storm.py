@@ -1,0 +1,144 @@
+"""Spawn storm: many users press "start" at once.
+
+Every spawner's ``start()`` runs concurrently, each with a ``progress()``
+consumer as a browser on the spawn-pending page would have. The jobs are the
+emulator's simulated jobs (no process): they wait ``queue_delay`` seconds in
+PENDING, then RUN. The job's part (``firecrestspawner-singleuser`` reporting
+its port to the hub API) is played by the harness: once a spawner waits for
+its port (``_phase == "waiting"``) the harness delivers one through the
+spawner's ``PortWaiter``, as the real hub handler does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import baseline
+from .emulator import EmulatorHandle
+from .hub import BenchHub, reset_shared_state
+from .probes import CpuTimer, LagProbe, percentile
+
+
+@dataclass
+class StormResult:
+    mode: str
+    n: int
+    queue_delay: float
+    ok: int
+    failed: int
+    overhead_p50_s: float
+    overhead_p95_s: float
+    overhead_max_s: float
+    firecrest_per_spawn: float
+    idp_per_spawn: float
+    cpu_s: float
+    progress_events: int
+    lag: dict[str, float] = field(default_factory=dict)
+    endpoints: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.__dict__}
+
+
+async def _report_ports(spawners: list, stop: asyncio.Event) -> None:
+    """Deliver a port to each spawner once it waits for one (the job's part)."""
+    pending = list(enumerate(spawners))
+    while pending and not stop.is_set():
+        still = []
+        for i, s in pending:
+            waiter = s._port_waiter
+            if s._phase == "waiting" and waiter is not None and waiter.open:
+                waiter.report(20000 + i)
+            elif s._phase not in ("ready", "failed"):
+                still.append((i, s))
+        pending = still
+        await asyncio.sleep(0.02)
+
+
+async def _consume_progress(spawner: Any) -> int:
+    events = 0
+    async for _event in spawner.progress():
+        events += 1
+    return events
+
+
+async def spawn_all(spawners: list, queue_delay: float) -> tuple[list[float], list[str], int]:
+    """Start every spawner at once; (durations of the successful, errors, events)."""
+    stop = asyncio.Event()
+    reporter = asyncio.ensure_future(_report_ports(spawners, stop))
+    durations: list[float] = []
+    errors: list[str] = []
+
+    async def timed(s: Any) -> None:
+        t0 = time.monotonic()
+        try:
+            await s.start()
+        except Exception as e:  # noqa: BLE001 - counted and reported
+            errors.append(f"{type(e).__name__}: {e}"[:300])
+            return
+        durations.append(time.monotonic() - t0)
+
+    starts = [asyncio.ensure_future(timed(s)) for s in spawners]
+    await asyncio.sleep(0)  # start() has set its phase before progress is read
+    progress = [asyncio.ensure_future(_consume_progress(s)) for s in spawners]
+    await asyncio.gather(*starts)
+    stop.set()
+    reporter.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await reporter
+    done, _ = await asyncio.wait(progress, timeout=5)
+    for p in progress:
+        p.cancel()
+    events = sum(p.result() for p in done if not p.cancelled() and p.exception() is None)
+    return durations, errors, events
+
+
+async def run_storm(
+    emu: EmulatorHandle, n: int, mode: str, *, queue_delay: float, **traits: Any
+) -> StormResult:
+    """``n`` concurrent spawns; ``emu`` configured with ``queue_delay``."""
+    await reset_shared_state()
+    baseline.reset()
+    hub = BenchHub(emu)
+    try:
+        users = await hub.add_users([f"s{mode.replace('-', '')}{n}u{i}" for i in range(n)])
+        kw = hub.traits(service_account=(mode != "ours-user"), **traits)
+        cls = baseline.BaselineSpawner if mode == "baseline" else None
+        spawners = [
+            hub.new_spawner(u, cls, **kw) if cls else hub.new_spawner(u, **kw) for u in users
+        ]
+        await asyncio.to_thread(emu.admin.reset_counters)
+        probe = LagProbe().start()
+        cpu = CpuTimer().start()
+        durations, errors, events = await spawn_all(spawners, queue_delay)
+        cpu_s, _ = cpu.stop()
+        lag = await probe.stop()
+        counts = await asyncio.to_thread(emu.counts)
+        overheads = [d - queue_delay for d in durations]
+        # Clean up (not measured): cancel every job.
+        await asyncio.gather(*(s.stop(now=True) for s in spawners), return_exceptions=True)
+        return StormResult(
+            mode=mode,
+            n=n,
+            queue_delay=queue_delay,
+            ok=len(durations),
+            failed=len(errors),
+            overhead_p50_s=percentile(overheads, 50),
+            overhead_p95_s=percentile(overheads, 95),
+            overhead_max_s=max(overheads) if overheads else float("nan"),
+            firecrest_per_spawn=counts["firecrest"] / n,
+            idp_per_spawn=counts["idp"] / n,
+            cpu_s=cpu_s,
+            progress_events=events,
+            lag=lag,
+            endpoints=counts["endpoints"],
+            errors=sorted(set(errors))[:5],
+        )
+    finally:
+        await reset_shared_state()
+        hub.close()

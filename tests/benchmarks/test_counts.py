@@ -1,0 +1,137 @@
+"""Small-N runs of the scale benchmarks (``benchmarks/``): request counts only.
+
+Counts are deterministic; times are not, so nothing here asserts a time.
+The full figures are in ``docs/benchmarks.md`` (``python -m benchmarks.run``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from benchmarks import baseline, profiles_bench
+from benchmarks.emulator import bench_config, emulator_thread
+from benchmarks.hub import BenchHub, reset_shared_state
+from benchmarks.steady import poll_rounds, run_steady, setup_servers
+from benchmarks.storm import run_storm, spawn_all
+
+pytestmark = pytest.mark.timeout(120)
+
+N = 12
+ROUNDS = 3
+MAX_AGE = 0.2
+GAP = 0.35
+
+LIST = "GET /compute/{system}/jobs"
+JOB = "GET /compute/{system}/jobs/{job_id}"
+
+
+@pytest.fixture(scope="module")
+def emu():
+    with emulator_thread(bench_config()) as handle:
+        yield handle
+
+
+@pytest.fixture
+async def hub(emu):
+    await reset_shared_state()
+    baseline.reset()
+    h = BenchHub(emu)
+    yield h
+    await reset_shared_state()
+    h.close()
+
+
+async def _steady_counts(emu, hub, mode):
+    spawners = await setup_servers(emu, hub, N, mode, status_max_age=MAX_AGE)
+    # Warm-up round: clients, versions, first tokens.
+    assert await poll_rounds(spawners, 1, GAP) == [None] * N
+    await asyncio.sleep(GAP)
+    emu.admin.reset_counters()
+    assert await poll_rounds(spawners, ROUNDS, GAP) == [None] * N
+    return emu.counts()
+
+
+async def test_shared_cache_polls_once_per_round_whatever_the_number_of_servers(emu, hub):
+    counts = await _steady_counts(emu, hub, "ours")
+    # One job list (all users, service account) per round, for N servers.
+    assert counts["endpoints"] == {LIST: ROUNDS}
+    assert counts["firecrest"] == ROUNDS
+    # Tokens are cached: no identity-provider request in steady state.
+    assert counts["idp"] == 0
+
+
+async def test_baseline_polls_once_per_server_and_gets_a_token_per_request(emu, hub):
+    counts = await _steady_counts(emu, hub, "baseline")
+    assert counts["endpoints"] == {JOB: ROUNDS * N}
+    assert counts["idp"] == ROUNDS * N
+
+
+async def test_without_service_account_each_user_lists_own_jobs(emu, hub):
+    counts = await _steady_counts(emu, hub, "ours-user")
+    # The cache is per identity: one list per user per round, still no tokens.
+    assert counts["endpoints"] == {LIST: ROUNDS * N}
+    assert counts["idp"] == 0
+
+
+@pytest.mark.parametrize("mode", ["ours", "baseline"])
+async def test_spawn_storm_request_counts(emu, hub, mode):
+    n = 6
+    users = await hub.add_users([f"storm{mode}{i}" for i in range(n)])
+    cls = baseline.BaselineSpawner if mode == "baseline" else None
+    traits = hub.traits(startup_poll_interval=0.1, startup_poll_max_interval=0.2)
+    spawners = [
+        hub.new_spawner(u, cls, **traits) if cls else hub.new_spawner(u, **traits) for u in users
+    ]
+    emu.admin.reset_counters()
+    durations, errors, events = await spawn_all(spawners, 0.0)
+    assert errors == []
+    assert len(durations) == n
+    assert events >= n
+    counts = emu.counts()
+    ep = counts["endpoints"]
+    # Exactly one submit per spawn (no blind retry) and the fixed per-spawn
+    # cost: default account, private token file, one version check per client.
+    assert ep["POST /compute/{system}/jobs"] == n
+    assert ep["GET /status/{system}/userinfo"] == n
+    assert ep["POST /filesystem/{system}/ops/upload"] == n
+    assert ep["PUT /filesystem/{system}/ops/chmod"] == 2 * n
+    assert ep["GET /status/systems"] == n
+    if mode == "ours":
+        # One refresh per user and one service-account token, nothing more.
+        assert counts["idp"] == n + 1
+    else:
+        # A token request before every FirecREST request.
+        assert counts["idp"] == counts["firecrest"]
+        assert LIST not in ep
+        assert ep[JOB] >= n
+    for s in spawners:
+        await s.stop(now=True)
+
+
+async def test_harness_steady_state_with_periodic_callbacks(emu):
+    """The benchmark's own driver (tornado PeriodicCallback, 1 s interval)."""
+    ours = await run_steady(emu, 5, "ours", poll_interval=1, status_max_age=0.33, rounds=1)
+    base = await run_steady(emu, 5, "baseline", poll_interval=1, status_max_age=0.33, rounds=1)
+    assert ours.rounds > 0
+    assert base.rounds > 0
+    assert ours.idp_per_interval == 0
+    # Target: at most the number of systems plus a small constant per interval.
+    assert ours.firecrest_per_interval <= 1 + 2
+    assert base.idp_per_interval == base.firecrest_per_interval
+    assert ours.mem_per_server_kib > 0
+
+
+async def test_harness_storm(emu):
+    r = await run_storm(emu, 3, "ours", queue_delay=0.0, startup_poll_interval=0.1)
+    assert (r.ok, r.failed) == (3, 0)
+    assert r.endpoints["POST /compute/{system}/jobs"] == 3
+
+
+async def test_harness_profiles(emu):
+    v = profiles_bench.bench_validate(files=6, repeat=1)
+    assert v["files"] == 6
+    assert v["profiles"] >= 6
+    f = await profiles_bench.bench_form(emu, visible=4, renders=2)
+    assert f["profiles_visible"] == 4

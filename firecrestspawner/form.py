@@ -19,16 +19,26 @@ spawn time. This module does not import jupyterhub.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import jinja2
 
 from .cluster import ClusterChoice, ClusterChoices
+from .options import (
+    PROFILE_KEY,
+    UenvValue,
+    UserInfo,
+    is_allowed,
+    option_active,
+    option_default,
+    option_visible,
+)
+from .options import ClusterChoices as KnownNames
 
 #: Form field carrying the profile id (also the ``user_options`` key).
-PROFILE_FIELD = "profile"
+PROFILE_FIELD = PROFILE_KEY
 
 #: Request variables shown in the summary, in this order, with their labels.
 SUMMARY_LABELS: dict[str, str] = {
@@ -103,17 +113,6 @@ class ProfileView:
 # helpers
 
 
-def allowed(
-    groups: Iterable[str] | None, users: Iterable[str] | None, user: str, user_groups: Iterable[str]
-) -> bool:
-    """Allow-list check shared with the validator's semantics: absent on both = everyone."""
-    if groups is None and users is None:
-        return True
-    if users is not None and user in set(users):
-        return True
-    return groups is not None and bool(set(groups) & set(user_groups))
-
-
 def when_text(value: Any) -> str:
     """A value as the form (and the inline script) compares it."""
     if isinstance(value, bool):
@@ -150,61 +149,38 @@ def _when_rules(option: Any) -> list[dict[str, Any]]:
     return [{"option": k, "values": [when_text(v) for v in vs]} for k, vs in rules.items()]
 
 
-def active_options(profile: Any, values: Mapping[str, Any]) -> set[str]:
-    """Ids of the options whose ``when`` rules hold for ``values``.
-
-    Rules refer to options declared earlier; an inactive option counts as
-    having no value, so chains (A shows B shows C) resolve in one pass.
-    """
-    active: set[str] = set()
+def active_options(profile: Any, values: Mapping[str, Any], user: UserInfo) -> set[str]:
+    """Ids of the options the validator treats as active for ``values``."""
+    active: list[str] = []
     for option in profile.options:
-        ok = True
-        for other, accepted in (option.when or {}).items():
-            if other not in active:
-                ok = False
-                break
-            if when_text(values.get(other)) not in {when_text(v) for v in accepted}:
-                ok = False
-                break
-        if ok:
-            active.add(option.id)
-    return active
+        if option_visible(option, user) and option_active(option, values, active):
+            active.append(option.id)
+    return set(active)
 
 
-def default_value(option: Any, cluster: ClusterChoices | None = None) -> Any:
-    """The preselected value of an option, as its model documents it."""
-    kind = option.kind
-    if kind == "choice":
-        return option.default if option.default is not None else next(iter(option.choices))
-    if kind == "cluster_choice":
-        offered = cluster.values if cluster is not None else tuple(option.fallback)
-        if option.default is not None and (not offered or option.default in offered):
-            return option.default
-        if cluster is not None and cluster.default and cluster.default in offered:
-            return cluster.default
-        if not option.required:
-            return ""
-        return offered[0] if offered else ""
-    if kind == "integer":
-        if option.default is not None:
-            return option.default
-        return option.min if option.min is not None else 1
-    if kind == "number":
-        if option.default is not None:
-            return option.default
-        return option.min if option.min is not None else 0
-    if kind == "duration":
-        return option.default or option.max or option.min or "01:00:00"
-    if kind == "text":
-        return option.default
-    if kind == "boolean":
-        return option.default
-    if kind == "uenv":
-        image = option.default if option.default is not None else next(iter(option.images))
-        views = option.images[image].views if image in option.images else {}
-        view = option.images[image].default_view if image in option.images else None
-        return {"image": image, "view": view or next(iter(views), "")}
-    return None
+def known_names(system: str, cluster: Mapping[str, ClusterChoices]) -> KnownNames:
+    """The validator's view of fetched cluster lists (static fallbacks are not "known")."""
+    names: dict[tuple[str, str], tuple[str, ...]] = {}
+    for choices in cluster.values():
+        if choices.origin != "fallback":
+            names[(system, choices.source)] = choices.values
+    return KnownNames(names)
+
+
+def default_value(
+    option: Any, *, user: UserInfo, system: str, cluster: ClusterChoices | None = None
+) -> Any:
+    """The preselected value of an option (the validator's default)."""
+    known = known_names(system, {option.id: cluster} if cluster is not None else {})
+    value = option_default(option, user=user, system=system, cluster=known)
+    if option.kind == "cluster_choice" and cluster is not None:
+        # FirecREST marks the user's default account: prefer it to the first.
+        preferred = option.default is None and option.required and cluster.default
+        if preferred and cluster.default in cluster.values:
+            value = cluster.default
+        elif value is None:
+            value = cluster.values[0] if cluster.values else ""
+    return value
 
 
 # -------------------------------------------------------------------------
@@ -217,8 +193,7 @@ def _option_views(
     *,
     name: str,
     value: Any,
-    user: str,
-    groups: Sequence[str],
+    user: UserInfo,
     cluster: ClusterChoices | None,
     active: bool,
 ) -> list[OptionView]:
@@ -243,7 +218,7 @@ def _option_views(
                 req=_req_text(c.req),
             )
             for key, c in option.choices.items()
-            if allowed(c.groups, c.users, user, groups)
+            if is_allowed(c.groups, c.users, user)
         ]
         return [OptionView(kind="select", choices=choices, value=value, **base)]
     if kind == "cluster_choice":
@@ -311,13 +286,16 @@ def _option_views(
     if kind == "boolean":
         return [OptionView(kind="checkbox", value=bool(value), **base)]
     if kind == "uenv":
-        current = value if isinstance(value, Mapping) else {}
-        image_now = when_text(current.get("image"))
-        view_now = when_text(current.get("view"))
+        if isinstance(value, UenvValue):
+            image_now, view_now = value.image, value.view
+        else:
+            current = value if isinstance(value, Mapping) else {}
+            image_now = when_text(current.get("image"))
+            view_now = when_text(current.get("view"))
         images = [
             (key, img)
             for key, img in option.images.items()
-            if allowed(img.groups, img.users, user, groups)
+            if is_allowed(img.groups, img.users, user)
         ]
         image_choices = [
             ChoiceView(
@@ -363,8 +341,7 @@ def _option_views(
 def build_view(
     profile: Any,
     *,
-    user: str,
-    groups: Sequence[str],
+    user: UserInfo,
     values: Mapping[str, Any],
     selected: bool,
     cluster: Mapping[str, ClusterChoices] | None = None,
@@ -382,11 +359,13 @@ def build_view(
     values = dict(values)
     for option in profile.options:
         if option.id not in values:
-            values[option.id] = default_value(option, cluster.get(option.id))
-    active = active_options(profile, values)
+            values[option.id] = default_value(
+                option, user=user, system=profile.system, cluster=cluster.get(option.id)
+            )
+    active = active_options(profile, values, user)
     views: list[OptionView] = []
     for option in profile.options:
-        if not allowed(option.groups, option.users, user, groups):
+        if not option_visible(option, user):
             continue
         views.extend(
             _option_views(
@@ -395,7 +374,6 @@ def build_view(
                 name=field_name(profile.id, option.id),
                 value=values.get(option.id),
                 user=user,
-                groups=groups,
                 cluster=cluster.get(option.id),
                 active=option.id in active,
             )
@@ -450,12 +428,12 @@ def form_to_options(formdata: Mapping[str, Any], profile: Any | None) -> dict[st
     """Raw ``user_options`` from the fields the selected profile owns.
 
     ``formdata`` is JupyterHub's dict of lists of strings. Fields of other
-    profiles, ``_xsrf`` and anything unknown are dropped; of the profile's own
-    options only those whose ``when`` rules hold are kept (as the inline
-    script disables the others), so a form posted without JavaScript means
-    the same as one posted with it. Values stay strings: the validator types
-    and checks them. ``profile`` is None when the posted id is not one the
-    user may see; then only the id is passed on, for the validator to refuse.
+    profiles, ``_xsrf`` and anything unknown are dropped. Values stay
+    strings: the validator types and checks them, and ignores the values of
+    options whose ``when`` rules do not hold (which the inline script
+    disables, and a form posted without JavaScript still sends), so both
+    mean the same. ``profile`` is None when the posted id is not one the user
+    may see; then only the id is passed on, for the validator to refuse.
     """
     profile_id = _last(formdata.get(PROFILE_FIELD))
     out: dict[str, Any] = {}
@@ -464,25 +442,16 @@ def form_to_options(formdata: Mapping[str, Any], profile: Any | None) -> dict[st
     out[PROFILE_FIELD] = str(profile_id)
     if profile is None:
         return out
-    raw: dict[str, Any] = {}
     for option in profile.options:
         name = field_name(profile.id, option.id)
         if name in formdata:
-            value = _last(formdata[name])
             if option.kind == "boolean":
                 # A ticked box posts the hidden "false" and then "true".
-                value = "true" if "true" in list(formdata[name]) else "false"
-            raw[option.id] = value
+                out[option.id] = "true" if "true" in list(formdata[name]) else "false"
+            else:
+                out[option.id] = _last(formdata[name])
         if option.kind == "uenv" and f"{name}_view" in formdata:
-            raw[f"{option.id}_view"] = _last(formdata[f"{name}_view"])
-    active = active_options(profile, raw)
-    for option in profile.options:
-        if option.id not in active:
-            continue
-        if option.id in raw:
-            out[option.id] = raw[option.id]
-        if option.kind == "uenv" and f"{option.id}_view" in raw:
-            out[f"{option.id}_view"] = raw[f"{option.id}_view"]
+            out[f"{option.id}_view"] = _last(formdata[f"{name}_view"])
     return out
 
 
@@ -493,11 +462,11 @@ __all__ = [
     "OptionView",
     "ProfileView",
     "active_options",
-    "allowed",
     "build_view",
     "default_value",
     "field_name",
     "form_to_options",
+    "known_names",
     "render_form",
     "summary_text",
     "when_text",

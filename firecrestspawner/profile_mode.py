@@ -1,19 +1,83 @@
-"""Profile mode: the hook through which declarative site profiles drive a spawn.
+"""Profile mode: declarative site profiles drive the form and the spawn.
 
-The spawner asks :meth:`ProfileModeMixin.resolve_profile_request` for a
-:class:`~firecrestspawner.request.SpawnRequest` at the start of every spawn.
-``None`` means classic mode: the request is built from the ``req_*`` traits
-and ``batch_script``, and ``user_options`` are ignored. Profile mode only has
-to validate the user's choices (one validator, every path) and return the
-resolved request; submission, polling and cleanup are shared.
+With ``profiles_dir`` set, the spawner:
+
+- renders its options form from the profiles the user may see
+  (:mod:`firecrestspawner.form`), with cluster-derived choices fetched through
+  :mod:`firecrestspawner.cluster` (bounded in time, cached, never an error page);
+- turns form data (``options_from_form``) and ``opt-`` links
+  (``options_from_query``) into raw ``user_options`` holding only declared keys,
+  and checks them early with the one validator,
+  :func:`firecrestspawner.options.validate_options`, for a quick message;
+- validates ``user_options`` **again** in :meth:`resolve_profile_request`, at
+  the start of every spawn, whatever path they came by (form, link, REST body,
+  options saved from an earlier spawn, a profile file changed since) and
+  builds the :class:`~firecrestspawner.request.SpawnRequest` from the chosen
+  profile: system, FirecREST URL, template, state regexes and ``req_*`` values.
+
+The spawner saves the profile id, system and FirecREST URL in its state, so
+poll and stop after a hub restart talk to the same system; :meth:`load_state`
+restores the profile's state regexes.
+
+Link policy (``GET /hub/spawn?opt-profile=...&opt-<option>=...``, which
+spawns without a confirmation): off unless ``allow_link_spawn`` is true; when
+on, a link may name only ``profile`` and options the profile declares and the
+user may see, every value passes the same validator, and anything else is
+refused (400) instead of being dropped, so a crafted link cannot start
+something other than what it says.
 """
 
 from __future__ import annotations
 
-from traitlets import Unicode
+import asyncio
+import re
+from collections.abc import Mapping
+from typing import Any, cast
+
+from traitlets import Bool, Float, Unicode
 from traitlets.config import Configurable
 
+from . import client as fc
+from . import form
+from .cluster import CACHE, ClusterChoice, ClusterChoices, PooledStatusClient
+from .errors import spawn_error
+from .options import (
+    OptionError,
+    UserInfo,
+    ValidatedOptions,
+    option_visible,
+    validate_options,
+    visible_profiles,
+)
+from .profiles import Profile, ProfileDirectory, ProfileSet
 from .request import SpawnRequest
+
+#: One watcher per directory, shared by all spawners of the hub.
+_DIRECTORIES: dict[str, ProfileDirectory] = {}
+
+
+def profile_directory(path: str) -> ProfileDirectory:
+    directory = _DIRECTORIES.get(path)
+    if directory is None:
+        directory = _DIRECTORIES[path] = ProfileDirectory(path)
+    return directory
+
+
+def _last(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return value[-1] if value else None
+    return value
+
+
+def _declared_keys(profile: Profile, user: UserInfo) -> set[str]:
+    keys = {form.PROFILE_FIELD}
+    for option in profile.options:
+        if not option_visible(option, user):
+            continue
+        keys.add(option.id)
+        if option.kind == "uenv":
+            keys.add(f"{option.id}_view")
+    return keys
 
 
 class ProfileModeMixin(Configurable):
@@ -26,17 +90,331 @@ class ProfileModeMixin(Configurable):
         Empty (the default) keeps classic mode: the batch script and its
         variables come from ``batch_script`` and the ``req_*`` traits, and
         ``user_options`` are never used. When set, users choose a profile and
-        its declared options, which are validated at every spawn.
+        its declared options in a form generated from the files; the choice
+        is validated at every spawn, whatever path it came by (form, link,
+        REST API, saved options). Files added or changed are picked up at the
+        next form or spawn without restarting the hub; a broken file is
+        logged and skipped.
         """,
     ).tag(config=True)
 
+    profile_form_timeout = Float(
+        2.0,
+        help="""Seconds the spawn form waits for cluster-derived choices.
+
+        Partitions, reservations and accounts come from FirecREST. When it
+        is slower than this the form renders at once with the profile's
+        static fallback list and a note, and the answer, when it comes,
+        fills the cache for the next render. The same bound applies when
+        the choice is checked again at spawn time.
+        """,
+    ).tag(config=True)
+
+    allow_link_spawn = Bool(
+        False,
+        help="""Allow starting a server from a link with ``opt-`` query parameters.
+
+        JupyterHub starts a server on ``GET /hub/spawn?opt-profile=...``
+        without a confirmation, so a link someone else sends can start a
+        job for a logged-in user. Off by default: such a link is refused
+        with a message and the form is shown. When on, a link may carry
+        only ``profile`` and the options that profile declares, all checked
+        by the same validator as the form; anything else is refused.
+        """,
+    ).tag(config=True)
+
+    # ------------------------------------------------------------ helpers
+
+    @property
+    def _spawner(self) -> Any:
+        """``self`` as the full spawner (the mixin's own type knows no traits of it)."""
+        return cast(Any, self)
+
+    async def _profile_set(self) -> ProfileSet:
+        """The current profiles (file stats and re-reads off the event loop)."""
+        return await asyncio.to_thread(profile_directory(self.profiles_dir).current)
+
+    def _profile_user(self) -> UserInfo:
+        user = self._spawner.user
+        return UserInfo(user.name, tuple(sorted(g.name for g in user.groups)))
+
+    def _profile_url(self, profile: Profile) -> str:
+        return profile.firecrest_url or self._spawner.firecrest_url
+
+    async def _status_client(self, url: str) -> PooledStatusClient:
+        from .auth import user_auth
+
+        s = self._spawner
+        auth = await user_auth(
+            s.user,
+            token_url=s.token_url,
+            client_id=s.client_id,
+            client_secret=s.client_secret,
+            min_token_validity=s.min_token_validity,
+        )
+        return PooledStatusClient(
+            fc.get_client(url, f"user:{s.user.name}", auth, s._client_settings())
+        )
+
+    async def _cluster_choices(self, profile: Profile, user: UserInfo) -> dict[str, ClusterChoices]:
+        """Cluster-derived choices of the profile's options, fetched concurrently."""
+        url = self._profile_url(profile)
+        options = [
+            o for o in profile.options if o.kind == "cluster_choice" and option_visible(o, user)
+        ]
+        if not options:
+            return {}
+
+        async def factory() -> PooledStatusClient:
+            return await self._status_client(url)
+
+        async def one(option: Any) -> tuple[str, ClusterChoices]:
+            result = await CACHE.get(
+                factory,
+                firecrest_url=url,
+                system=profile.system,
+                source=option.source,
+                user=user.name,
+                ttl=option.ttl,
+                timeout=self.profile_form_timeout,
+                fallback=[ClusterChoice(v) for v in option.fallback],
+                allow=option.allow,
+            )
+            if option.filter:
+                pattern = re.compile(option.filter)
+                items = tuple(c for c in result.items if pattern.fullmatch(c.value))
+                result = ClusterChoices(
+                    result.source,
+                    result.system,
+                    items,
+                    result.origin,
+                    result.note,
+                    result.fetched_at,
+                )
+            return option.id, result
+
+        return dict(await asyncio.gather(*(one(o) for o in options)))
+
+    def _config_req(self) -> dict[str, str]:
+        """The spawner configuration's ``req_*`` values: the lowest precedence."""
+        subvars = self._spawner.get_req_subvars()
+        return {k: str(v) for k, v in subvars.items() if v is not None}
+
+    async def _validate(
+        self,
+        profile_set: ProfileSet,
+        raw: Any,
+        *,
+        user: UserInfo,
+        context: str = "",
+    ) -> ValidatedOptions:
+        """The one validator, with fresh cluster lists; refusals become 400 spawn errors."""
+        profile_id = raw.get(form.PROFILE_FIELD) if isinstance(raw, Mapping) else None
+        visible = {p.id: p for p in visible_profiles(profile_set, user)}
+        profile = visible.get(str(_last(profile_id))) if profile_id is not None else None
+        cluster = await self._cluster_choices(profile, user) if profile is not None else {}
+        try:
+            return validate_options(
+                profile_set,
+                raw,
+                user=user,
+                cluster=form.known_names(profile.system, cluster) if profile else None,
+                base=self._config_req(),
+            )
+        except OptionError as e:
+            message = f"Invalid option {e.field!r}: {e.message}."
+            if context:
+                message = f"{message} {context}"
+            raise spawn_error(
+                message,
+                reason="invalid-options",
+                log_message=f"Refused options of {user.name}: {e.field}: {e.message}",
+                status_code=400,
+            ) from None
+
+    # ------------------------------------------------------------ the form
+
+    async def get_options_form(self) -> str:
+        """The profile form in profile mode; JupyterHub's ``options_form`` otherwise."""
+        if not self.profiles_dir:
+            return await super().get_options_form()  # type: ignore[misc]
+        return await self.profile_options_form()
+
+    async def profile_options_form(self) -> str:
+        """Render the form: visible profiles, their options, remembered valid choices."""
+        profile_set = await self._profile_set()
+        user = self._profile_user()
+        profiles = visible_profiles(profile_set, user)
+        if not profiles:
+            return form.render_form([])
+        fetched = await asyncio.gather(*(self._cluster_choices(p, user) for p in profiles))
+        clusters = {p.id: c for p, c in zip(profiles, fetched, strict=True)}
+        notes: list[str] = []
+        remembered: ValidatedOptions | None = None
+        previous = self._previous_options()
+        if previous:
+            wanted = clusters.get(str(previous.get(form.PROFILE_FIELD)), {})
+            system = next((p.system for p in profiles if p.id == previous.get("profile")), "")
+            try:
+                remembered = validate_options(
+                    profile_set,
+                    previous,
+                    user=user,
+                    cluster=form.known_names(system, wanted),
+                    base=self._config_req(),
+                )
+            except OptionError as e:
+                notes.append(
+                    f"Your previous choices are no longer valid ({e.field}: {e.message}); "
+                    "the defaults are shown."
+                )
+        default_id = next((p.id for p in profiles if p.default), profiles[0].id)
+        selected_id = remembered.profile.id if remembered is not None else default_id
+        views = []
+        for p in profiles:
+            cluster = clusters[p.id]
+            notes.extend(c.note for c in cluster.values() if c.note)
+            mine = remembered is not None and remembered.profile.id == p.id
+            values = dict(remembered.values) if mine and remembered else {}
+            req = remembered.req if mine and remembered else None
+            if req is None:
+                req = self._default_req(profile_set, p, user, cluster)
+            views.append(
+                form.build_view(
+                    p,
+                    user=user,
+                    values=values,
+                    selected=p.id == selected_id,
+                    cluster=cluster,
+                    base_req={**self._config_req(), **p.defaults, **p.fixed},
+                    req=req,
+                )
+            )
+        return form.render_form(views, notes)
+
+    def _previous_options(self) -> dict[str, Any]:
+        s = self._spawner
+        orm_spawner = getattr(s, "orm_spawner", None)
+        saved = getattr(orm_spawner, "user_options", None) or s.user_options or {}
+        return dict(saved) if isinstance(saved, Mapping) else {}
+
+    def _default_req(
+        self,
+        profile_set: ProfileSet,
+        profile: Profile,
+        user: UserInfo,
+        cluster: dict[str, ClusterChoices],
+    ) -> Mapping[str, Any] | None:
+        try:
+            return validate_options(
+                profile_set,
+                {form.PROFILE_FIELD: profile.id},
+                user=user,
+                cluster=form.known_names(profile.system, cluster),
+                base=self._config_req(),
+            ).req
+        except OptionError:
+            return None
+
+    # ------------------------------------------------------------ form and link input
+
+    def run_options_from_form(self, form_data: dict[str, list[Any]]) -> Any:
+        """Profile mode: declared fields of the selected profile only, checked early."""
+        if not self.profiles_dir:
+            return super().run_options_from_form(form_data)  # type: ignore[misc]
+        return self._profile_options_from_form(form_data)
+
+    async def _profile_options_from_form(self, form_data: dict[str, list[Any]]) -> dict[str, Any]:
+        profile_set = await self._profile_set()
+        user = self._profile_user()
+        profile_id = _last(form_data.get(form.PROFILE_FIELD))
+        visible = {p.id: p for p in visible_profiles(profile_set, user)}
+        raw = form.form_to_options(form_data, visible.get(str(profile_id)))
+        validated = await self._validate(profile_set, raw, user=user)
+        return validated.user_options()
+
+    def options_from_query(self, query_data: dict[str, list[str]]) -> Any:
+        """``opt-`` links: refused unless ``allow_link_spawn``; then declared keys only."""
+        if not self.profiles_dir:
+            return super().options_from_query(query_data)  # type: ignore[misc]
+        return self._profile_options_from_query(query_data)
+
+    async def _profile_options_from_query(self, query_data: dict[str, list[str]]) -> dict[str, Any]:
+        if not self.allow_link_spawn:
+            raise spawn_error(
+                "Starting a server from a link is disabled on this site; "
+                "choose the options in the form below.",
+                reason="invalid-options",
+                status_code=400,
+            )
+        profile_set = await self._profile_set()
+        user = self._profile_user()
+        raw = {str(k): _last(v) for k, v in query_data.items()}
+        profile_id = raw.get(form.PROFILE_FIELD)
+        visible = {p.id: p for p in visible_profiles(profile_set, user)}
+        profile = visible.get(str(profile_id))
+        if profile is not None:
+            unknown = sorted(set(raw) - _declared_keys(profile, user))
+            if unknown:
+                raise spawn_error(
+                    f"Invalid option {unknown[0]!r}: profile {profile.id!r} has no such option.",
+                    reason="invalid-options",
+                    status_code=400,
+                )
+        validated = await self._validate(profile_set, raw, user=user)
+        return validated.user_options()
+
+    # ------------------------------------------------------------ the spawn
+
     async def resolve_profile_request(self) -> SpawnRequest | None:
-        """The request built from the validated profile choice, or None for classic mode.
+        """Validate ``user_options`` again (every path) and build the request.
 
-        Raise :func:`firecrestspawner.errors.spawn_error` (status 400) for an
-        invalid choice; never fall back to a default profile silently.
+        None in classic mode. Raises a 400 spawn error naming the field when
+        the options are not valid for the current profiles and this user.
         """
-        return None
+        if not self.profiles_dir:
+            return None
+        s = self._spawner
+        profile_set = await self._profile_set()
+        user = self._profile_user()
+        raw = s.user_options or {}
+        vo = await self._validate(
+            profile_set,
+            raw,
+            user=user,
+            context="If these options were saved from an earlier start, "
+            "open the spawn form and choose again.",
+        )
+        p = vo.profile
+        workdir = f"{p.workdir.rstrip('/')}/{s.user.name}" if p.workdir else s._job_workdir()
+        # job_name and workdir are set again by the spawner once it names the job.
+        variables = vo.template_variables(
+            cmd=s.cmd_formatted_for_batch(), job_name="", workdir=workdir
+        )
+        return SpawnRequest(
+            system=p.system,
+            firecrest_url=self._profile_url(p),
+            template=p.template,
+            variables=variables,
+            workdir=workdir,
+            regexes=p.states,
+            profile=p.id,
+            scheduler=p.scheduler,
+        )
+
+    def load_state(self, state: dict) -> None:
+        """Restore the state regexes of the profile a running job was started with."""
+        super().load_state(state)  # type: ignore[misc]
+        profile_id = (state or {}).get("profile")
+        if not self.profiles_dir or not profile_id:
+            return
+        profile = profile_directory(self.profiles_dir).current().get(str(profile_id))
+        if profile is None:
+            self._spawner.log.warning(
+                "Profile %r of a running server is gone; using default state regexes", profile_id
+            )
+            return
+        self._spawner._regexes = profile.states
 
 
-__all__ = ["ProfileModeMixin"]
+__all__ = ["ProfileModeMixin", "profile_directory"]

@@ -11,6 +11,7 @@ from bs4 import BeautifulSoup
 
 from firecrestspawner import form
 from firecrestspawner.cluster import ClusterChoice, ClusterChoices
+from firecrestspawner.options import UserInfo, validate_options
 from firecrestspawner.profiles import ProfileSet, load_profile_file, load_profile_text
 
 HERE = Path(__file__).parent
@@ -32,8 +33,7 @@ def _render(site, pids, *, user="alice", groups=(), values=None, selected=None, 
         views.append(
             form.build_view(
                 p,
-                user=user,
-                groups=list(groups),
+                user=UserInfo(user, tuple(groups)),
                 values=(values or {}).get(pid, {}),
                 selected=pid == (selected or pids[0]),
                 cluster=kw.get("cluster", {}).get(pid),
@@ -95,7 +95,7 @@ def test_when_rules_are_exposed_for_the_script_and_as_text(site):
 def test_hostile_profile_texts_render_as_text(site):
     p = _profile(site, "hostile")
     html = form.render_form(
-        [form.build_view(p, user="mallory", groups=[], values={}, selected=True)]
+        [form.build_view(p, user=UserInfo("mallory"), values={}, selected=True)]
     )
     assert "<script>alert" not in html
     assert "<img" not in html
@@ -131,8 +131,7 @@ def test_summary_shows_requested_resources(site):
     p = _profile(site, "cpu")
     view = form.build_view(
         p,
-        user="a",
-        groups=[],
+        user=UserInfo("a"),
         values={},
         selected=True,
         base_req={"nnodes": 1, "runtime": "01:00:00"},
@@ -164,8 +163,10 @@ def test_summary_shows_requested_resources(site):
                 "runtime": "02:00:00",
                 "nnodes": "2",
                 "use_reservation": "false",
+                # inactive (its rule does not hold): the validator ignores it
+                "reservation": "course",
             },
-            id="js-off-other-profile-and-inactive-option-dropped",
+            id="js-off-other-profile-dropped",
         ),
         pytest.param(
             {
@@ -218,9 +219,34 @@ def test_option_and_choice_allow_lists(site):
         ],
     }
     p = load_profile_text(json.dumps(data), name="inline.yaml").profiles[0]
-    plain = form.build_view(p, user="alice", groups=[], values={}, selected=True)
+    plain = form.build_view(p, user=UserInfo("alice"), values={}, selected=True)
     assert [o.id for o in plain.options] == ["size"]
     assert [c.value for c in plain.options[0].choices] == ["small"]
-    big = form.build_view(p, user="admin", groups=["big"], values={}, selected=True)
+    big = form.build_view(p, user=UserInfo("admin", ("big",)), values={}, selected=True)
     assert [o.id for o in big.options] == ["size", "debugflag"]
     assert [c.value for c in big.options[0].choices] == ["small", "huge"]
+
+
+def test_js_off_form_validates_to_what_the_script_would_send(site):
+    """Without JavaScript the hidden dependent field is posted; it changes nothing."""
+    posted = {
+        "profile": ["cpu"],
+        "cpu.partition": ["debug"],
+        "cpu.runtime": ["02:00:00"],
+        "cpu.nnodes": ["2"],
+        "cpu.use_reservation": ["false"],
+        "cpu.reservation": ["course"],
+    }
+    with_js = {k: v for k, v in posted.items() if k != "cpu.reservation"}
+    user = UserInfo("alice")
+    off = validate_options(site, form.form_to_options(posted, site.get("cpu")), user=user)
+    on = validate_options(site, form.form_to_options(with_js, site.get("cpu")), user=user)
+    assert off.user_options() == on.user_options()
+    assert off.user_options() == {
+        "profile": "cpu",
+        "partition": "debug",
+        "runtime": "02:00:00",
+        "nnodes": 2,
+        "use_reservation": False,
+    }
+    assert "reservation" not in off.req or off.req["reservation"] == ""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 SCHEMA_ID = "https://github.com/eth-cscs/firecrestspawner/schemas/profile.schema.json"
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -121,6 +121,13 @@ class BatchScript(_Model):
     builtin: Annotated[str, StringConstraints(pattern=IDENT_PATTERN)] | None = Field(
         None, description="Name of a template shipped with firecrestspawner: `slurm` or `pbs`."
     )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> BatchScript:
+        given = [v for v in (self.template, self.template_file, self.builtin) if v is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of template, template_file, builtin")
+        return self
 
 
 # -- options -------------------------------------------------------------------

@@ -77,9 +77,10 @@ BUILTIN_TEMPLATES: Mapping[str, str] = {"slurm": "slurm.sh.j2", "pbs": "pbs.sh.j
 FORBIDDEN_CHARS_RE = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
 
 _DIRECTIVE_RE = re.compile(r"^\s*#(SBATCH|PBS)")
-#: Values made only of these characters cannot split or add a shell word, so
-#: the placeholder rendering keeps them (and branches on them) as they are.
-_PLAIN_WORD_RE = re.compile(r"[A-Za-z0-9_.:/@%+=,-]*")
+#: Values made only of these characters (and not starting with ``-``) cannot
+#: split, add or become an option word, so the placeholder rendering keeps them
+#: (and branches on them) as they are.
+_PLAIN_WORD_RE = re.compile(r"(?:[A-Za-z0-9_.:/@%+=,][A-Za-z0-9_.:/@%+=,-]*)?")
 
 
 class ScriptRejected(ValueError):
@@ -186,7 +187,12 @@ class _StrictFormatter(string.Formatter):
 
 def _render(template: str, variables: Mapping[str, Any], name: str) -> str:
     if not is_jinja(template):
-        return _StrictFormatter().vformat(template, (), dict(variables))
+        try:
+            return _StrictFormatter().vformat(template, (), dict(variables))
+        except ScriptTemplateError as e:
+            raise ScriptTemplateError(f"{name}: {e}") from None
+        except (ValueError, IndexError, KeyError, TypeError) as e:
+            raise ScriptTemplateError(f"{name}: str.format template: {e}") from None
     try:
         return _ENV.from_string(template).render(dict(variables))
     except jinja2.UndefinedError as e:
@@ -253,16 +259,23 @@ def _option_name(word: str) -> str | None:
     return None
 
 
-def _culprit(line: str, variables: Mapping[str, Any], checked: Iterable[str]) -> str:
+def _culprit(line: str, variables: Mapping[str, Any], suspects: Iterable[str]) -> str:
+    """The variable most likely responsible for a changed directive line.
+
+    The longest suspect value found in the line, else the first suspect (a
+    value that was replaced by a placeholder), so the error always names a
+    variable.
+    """
+    suspects = list(suspects)
     best, best_len = "", 0
-    for key in checked:
+    for key in suspects:
         value = variables[key]
         items = value if isinstance(value, (list, tuple)) else [value]
         for item in items:
-            text = str(item)
+            text = str(item).strip()
             if text and text in line and len(text) > best_len:
                 best, best_len = key, len(text)
-    return best or "<template>"
+    return best or (suspects[0] if suspects else "<template>")
 
 
 def render_batch_script(
@@ -288,30 +301,33 @@ def render_batch_script(
     script = _render(template, variables, name)
 
     counter = [0]
-    safe_vars = {
-        key: (value if key in trusted_set else _placeholder(value, counter))
-        for key, value in variables.items()
-    }
+    safe_vars: dict[str, Any] = {}
+    suspects: list[str] = []
+    for key, value in variables.items():
+        before = counter[0]
+        safe_vars[key] = value if key in trusted_set else _placeholder(value, counter)
+        if counter[0] != before:
+            suspects.append(key)
     reference = script if counter[0] == 0 else _render(template, safe_vars, name)
     real_lines = directive_lines(script)
     safe_lines = directive_lines(reference)
     if len(real_lines) != len(safe_lines):
-        extra = [line for line in real_lines if line not in safe_lines] or real_lines
+        extra = [line for line in real_lines if line not in safe_lines] or real_lines or [""]
         raise ScriptRejected(
-            _culprit(extra[0], variables, checked) if extra else "<template>",
+            _culprit(extra[0], variables, suspects),
             "the value would add or remove a scheduler directive line",
         )
     for real, safe in zip(real_lines, safe_lines, strict=False):
         real_words, safe_words = _words(real), _words(safe)
         if real_words is None or safe_words is None:
             raise ScriptRejected(
-                _culprit(real, variables, checked), "the value leaves a quote open in a directive"
+                _culprit(real, variables, suspects), "the value leaves a quote open in a directive"
             )
         if len(real_words) != len(safe_words) or any(
             _option_name(a) != _option_name(b) for a, b in zip(real_words, safe_words, strict=False)
         ):
             raise ScriptRejected(
-                _culprit(real, variables, checked),
+                _culprit(real, variables, suspects),
                 "the value would change a scheduler directive (spaces, quotes or options inside it)",
             )
     return script

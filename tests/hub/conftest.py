@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,17 @@ def hub_emulator() -> Iterator[RunningEmulator]:
                     ReservationConfig(name="hackathon"),
                 ],
                 accounts={"*": ["proj-x", "proj-y"]},
-            )
+            ),
+            # The systems of profiles/multi-system.yaml (for the README screenshot).
+            *(
+                SystemConfig(
+                    name=name,
+                    node_name="127.0.0.1",
+                    reservations=[ReservationConfig(name="jupyter-course-2026")],
+                    accounts={"*": ["g152", "csstaff"]},
+                )
+                for name in ("daint", "eiger")
+            ),
         ]
     )
     with running_emulator(config) as emu:
@@ -63,7 +74,7 @@ def write_profiles(directory: Path, emu: RunningEmulator, workdir: Path, text: s
     """The test profiles with the emulator's URL and a real working directory."""
     directory.mkdir(parents=True, exist_ok=True)
     text = text or SITE_PROFILES.read_text()
-    text = text.replace("http://firecrest.invalid", emu.url)
+    text = re.sub(r"(?m)^(\s*firecrest_url:).*$", rf"\g<1> {emu.url}", text)
     text = text.replace("/tmp/fcs-test-workdir", str(workdir))
     target = directory / "site.yaml"
     target.write_text(text)

@@ -63,8 +63,16 @@ class ClientSettings:
     verify: bool | str = True
 
 
-class _AlreadyEnded(Exception):
-    """A cancel answered 404/500: probably already ended (not retried)."""
+class CancelNotAccepted(Exception):
+    """A cancel answered 404/500: the job ended already, or the scheduler refused.
+
+    Not retried; the caller confirms with a GET which one it was.
+    """
+
+    def __init__(self, cause: BaseException):
+        super().__init__(describe(cause))
+        self.cause = cause
+        self.message = error_message(cause)
 
 
 class SubmitOutcomeUnknown(Exception):
@@ -289,30 +297,23 @@ class FirecrestClient:
 
     # -- writes
 
-    async def cancel(self, system: str, job_id: str) -> bool:
-        """Cancel a job. True if FirecREST accepted; False for 404/500 (maybe gone).
+    async def cancel(self, system: str, job_id: str) -> None:
+        """Cancel a job; :class:`CancelNotAccepted` for 404/500 (maybe gone).
 
         Cancelling twice is harmless, so transient errors are retried.
         """
+
         async def cancel_once() -> None:
             try:
                 await self.raw.cancel_job(system, job_id)
             except UnexpectedStatusException as e:
+                # FirecREST answers 404 (REST mode) or 500 (scancel error) for
+                # a job that already ended; the caller confirms with a GET.
                 if http_status(e) in (404, 500):
-                    raise _AlreadyEnded(e) from e
+                    raise CancelNotAccepted(e) from e
                 raise
 
-        try:
-            await self.read("cancel", cancel_once)
-        except _AlreadyEnded:
-            return False
-        except UnexpectedStatusException as e:
-            # FirecREST answers 404 (REST mode) or 500 (scancel error) for a
-            # job that already ended; the caller confirms with a GET.
-            if http_status(e) in (404, 500):
-                return False
-            raise
-        return True
+        await self.read("cancel", cancel_once)
 
     async def submit(
         self,
@@ -473,6 +474,7 @@ async def close_all() -> None:
 
 
 __all__ = [
+    "CancelNotAccepted",
     "ClientSettings",
     "FirecrestClient",
     "SubmitOutcomeUnknown",

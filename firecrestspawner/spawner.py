@@ -31,7 +31,7 @@ from traitlets import Any as AnyTrait
 from traitlets import Bool, CaselessStrEnum, Float, Integer, Unicode, Union, default
 
 from . import client as fc
-from . import naming, states
+from . import errors, naming, states
 from . import status as status_cache
 from .auth import (
     AuthError,
@@ -457,6 +457,7 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         self._progress_log: list[dict[str, Any]] = []
         self._progress_changed: asyncio.Event | None = None
         self._pending_submit: tuple[SpawnRequest, str, dict[str, str]] | None = None
+        self._submit_unknown = False
 
     # ------------------------------------------------------------ state
 
@@ -511,6 +512,7 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         self._seen = False
         self._job = None
         self._unknown_since = None
+        self._submit_unknown = False
 
     # ------------------------------------------------------------ template variables
 
@@ -718,7 +720,9 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
     async def poll(self) -> int | None:
         """Poll the process: None while pending, running or unknown; an exit status once gone."""
         if not self.job_id:
-            return 0
+            # After an ambiguous submit a job may exist under our name: None
+            # makes the hub call stop(), which cancels it by name.
+            return None if self._submit_unknown and self._job_name else 0
         status = await self.query_job_status()
         if status is JobStatus.NOTFOUND:
             return states.exit_status(self._job)
@@ -972,6 +976,7 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
             self.access_token_is_valid = False
             raise e.spawn_error() from None
         except fc.SubmitOutcomeUnknown as e:
+            self._submit_unknown = True
             raise spawn_error(
                 "The batch job could not be submitted: FirecREST did not answer clearly "
                 "and could not be asked whether the job exists. Please try again later.",
@@ -1146,14 +1151,30 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         await self._as_canceller(cancel_named)
 
     async def cancel_batch_job(self) -> None:
-        """Cancel the job running the notebook server (harmless if it already ended)."""
+        """Cancel the job running the notebook server (harmless if it already ended).
+
+        A refused cancel (FirecREST 404/500) is checked with a fresh GET: an
+        ended job is success, a job still queued or running is an error.
+        """
         system = self._current_system()
         job_id = self.job_id
         self.log.info("Cancelling job %s (%s) on %s", job_id, self._job_name, system)
-        accepted = await self._as_canceller(lambda client: client.cancel(system, job_id))
-        if not accepted:
-            self.log.info("FirecREST refused to cancel job %s: maybe already ended", self.job_id)
-        status_cache.get_status(self._current_url(), system).invalidate(self.job_id)
+        cache = status_cache.get_status(self._current_url(), system)
+        try:
+            await self._as_canceller(lambda client: client.cancel(system, job_id))
+        except fc.CancelNotAccepted as refused:
+            cache.invalidate(job_id)
+            status = self._apply(await self._observe(max_age=0))
+            if status in (JobStatus.RUNNING, JobStatus.PENDING):
+                raise spawn_error(
+                    f"Job {job_id} could not be cancelled: {refused.message}",
+                    reason="cancel-refused",
+                    log_message=f"Cancel of job {job_id} refused: {refused}",
+                    status_code=503,
+                ) from None
+            self.log.info("Job %s had already ended (%s)", job_id, self.job_status or "gone")
+        finally:
+            cache.invalidate(job_id)
 
     async def stop(self, now: bool = False) -> None:
         """Stop the singleuser server job.
@@ -1162,15 +1183,26 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         most ``stop_timeout``) until the job is confirmed gone. Idempotent.
         """
         if not self.job_id:
-            if self._job_name:
-                with contextlib.suppress(Exception):
+            if self._submit_unknown and self._job_name:
+                try:
                     await self._cancel_by_name()
+                except Exception as e:  # noqa: BLE001 - reported, not swallowed
+                    raise spawn_error(
+                        f"The job {self._job_name} may exist and could not be cancelled: "
+                        f"{fc.error_message(e)}",
+                        reason="cancel-failed",
+                        log_message=f"Cancel by name of {self._job_name} failed: {fc.describe(e)}",
+                        status_code=503,
+                    ) from None
+                self._submit_unknown = False
             return
         status = await self.query_job_status()
         if status is JobStatus.NOTFOUND:
             return
         try:
             await self.cancel_batch_job()
+        except errors.HTTPError:
+            raise
         except Exception as e:  # noqa: BLE001 - reported to the user, not swallowed
             raise spawn_error(
                 f"Job {self.job_id} could not be cancelled: {fc.error_message(e)}",

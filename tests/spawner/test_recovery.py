@@ -1,0 +1,210 @@
+"""Expired sessions, late visibility, unknown states and lost submits (emulator)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from importlib.metadata import entry_points
+
+import pytest
+
+from firecrestspawner import auth, errors
+from firecrestspawner.emulator.config import EmulatorConfig, SystemConfig
+from firecrestspawner.emulator.testing import running_emulator
+from firecrestspawner.spawner import SlurmSpawner
+
+from .conftest import new_spawner
+from .test_lifecycle import SLEEPER, jobs_named, live, started, user_message
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(autouse=True)
+def _no_faults(emulator):
+    emulator.admin.reset_faults()
+    yield
+    emulator.admin.reset_faults()
+
+
+def expire_session(emulator, user):
+    """The IdP forgets the user's refresh token; the hub forgets cached tokens."""
+    emulator.admin.revoke(username=user.name)
+    auth.forget_user(user.name)
+
+
+def test_entry_points_name_the_documented_classes():
+    eps = {ep.name: ep for ep in entry_points(group="jupyterhub.spawners")}
+    assert eps["firecrest-slurm"].load() is SlurmSpawner
+
+
+async def test_expired_session_gives_log_in_again(fcs_user, emulator, workroot):
+    spawner = new_spawner(fcs_user, emulator, workroot, batch_script=SLEEPER)
+    expire_session(emulator, fcs_user)
+    with pytest.raises(errors.HTTPError) as info:
+        await spawner.start()
+    assert "log in again" in user_message(info.value)
+    assert info.value.status_code == 403
+    assert not spawner.job_id
+    assert not spawner.access_token_is_valid
+
+
+async def test_stop_after_session_expired_cancels_as_service_account(fcs_user, emulator, workroot):
+    spawner = new_spawner(fcs_user, emulator, workroot, batch_script=SLEEPER)
+    await started(spawner)
+    state = spawner.get_state()
+    expire_session(emulator, fcs_user)
+    fresh = new_spawner(fcs_user, emulator, workroot, batch_script=SLEEPER)
+    fresh.load_state(state)
+    assert await fresh.poll() is None  # polling uses the service account
+    emulator.admin.clear_requests()
+    # The emulator, like Slurm without operator rights, refuses to let the
+    # service account cancel another user's job: the spawner must have tried,
+    # then say so clearly and keep the job in its state.
+    with pytest.raises(errors.HTTPError) as info:
+        await fresh.stop()
+    deletes = [
+        r
+        for r in emulator.admin.requests()
+        if r["method"] == "DELETE" and r["path"].endswith(f"/jobs/{state['job_id']}")
+    ]
+    assert [r["user"] for r in deletes] == [emulator.client_id]
+    assert "could not be cancelled" in user_message(info.value)
+    assert "permission denied" in user_message(info.value).lower()
+    assert fresh.get_state()["job_id"] == state["job_id"]
+    # With a valid login again, stop works.
+    await fcs_user.save_auth_state({"refresh_token": emulator.issue_refresh_token(fcs_user.name)})
+    auth.forget_user(fcs_user.name)
+    await fresh.stop()
+    assert not live(emulator, state["job_name"])
+
+
+async def test_stop_after_session_expired_without_service_account_policy(
+    fcs_user, emulator, workroot
+):
+    spawner = new_spawner(fcs_user, emulator, workroot, batch_script=SLEEPER)
+    await started(spawner)
+    state = spawner.get_state()
+    expire_session(emulator, fcs_user)
+    fresh = new_spawner(
+        fcs_user, emulator, workroot, batch_script=SLEEPER, stop_with_service_account=False
+    )
+    fresh.load_state(state)
+    emulator.admin.clear_requests()
+    with pytest.raises(errors.HTTPError) as info:
+        await fresh.stop()
+    assert "log in again" in user_message(info.value)
+    assert not [r for r in emulator.admin.requests() if r["method"] == "DELETE"]
+    assert fresh.get_state()["job_id"] == state["job_id"]
+    assert live(emulator, state["job_name"])
+    await fcs_user.save_auth_state({"refresh_token": emulator.issue_refresh_token(fcs_user.name)})
+    auth.forget_user(fcs_user.name)
+    await fresh.stop()
+    assert not live(emulator, state["job_name"])
+
+
+async def test_job_invisible_right_after_submit_counts_as_pending(fcs_user, emulator, workroot):
+    emulator.admin.set_faults(visibility_delay=2)
+    spawner = new_spawner(fcs_user, emulator, workroot, batch_script=SLEEPER)
+    await started(spawner)
+    emulator.admin.set_faults(visibility_delay=0)
+    assert len(jobs_named(emulator, spawner._job_name)) == 1
+    await spawner.stop()
+
+
+async def test_job_never_seen_after_grace_is_gone(fcs_user, emulator, workroot):
+    emulator.admin.set_faults(visibility_delay=30)
+    spawner = new_spawner(
+        fcs_user, emulator, workroot, batch_script=SLEEPER, not_found_grace_period=1
+    )
+    with pytest.raises(errors.HTTPError) as info:
+        await spawner.start()
+    emulator.admin.set_faults(visibility_delay=0)
+    assert "ended before the server started" in user_message(info.value)
+    # the failed start cancelled the (invisible) job: nothing left running
+    await asyncio.sleep(0.5)
+    assert not live(emulator, spawner._job_name)
+
+
+async def test_unknown_for_too_long_logs_a_warning_and_keeps_state(
+    fcs_user, emulator, workroot, caplog
+):
+    spawner = new_spawner(
+        fcs_user,
+        emulator,
+        workroot,
+        batch_script=SLEEPER,
+        unknown_grace_period=0.5,
+        firecrest_read_attempts=1,
+    )
+    await started(spawner)
+    emulator.admin.set_faults(rules=[{"route": "GET /compute/*", "status": 500}])
+    caplog.set_level(logging.WARNING)
+    for _ in range(3):
+        await asyncio.sleep(0.4)
+        assert await spawner.poll() is None
+    emulator.admin.reset_faults()
+    assert any("unknown for" in r.getMessage() for r in caplog.records)
+    assert spawner.get_state()["job_id"]
+    await spawner.stop()
+
+
+async def test_submit_outcome_unknown_is_cleaned_up_by_name(fcs_user, emulator, workroot):
+    spawner = new_spawner(
+        fcs_user, emulator, workroot, batch_script=SLEEPER, firecrest_read_attempts=1
+    )
+    emulator.admin.set_faults(
+        rules=[
+            {"route": "POST /compute/*/jobs", "effect": "error_after", "status": 504, "times": 1},
+            {"route": "GET /compute/{system}/jobs", "status": 503},
+        ]
+    )
+    with pytest.raises(errors.HTTPError) as info:
+        await spawner.start()
+    assert "could not be asked" in user_message(info.value)
+    assert not spawner.job_id
+    assert live(emulator, spawner._job_name), "the job exists although the answer was lost"
+    # The hub polls (None: maybe a job) and stops; by then FirecREST answers again.
+    assert await spawner.poll() is None
+    emulator.admin.reset_faults()
+    await spawner.stop()
+    await asyncio.sleep(0.5)
+    assert not live(emulator, spawner._job_name)
+    assert await spawner.poll() == 0
+
+
+async def test_polling_with_the_users_credential(fcs_user, emulator, workroot):
+    spawner = new_spawner(
+        fcs_user, emulator, workroot, batch_script=SLEEPER, polling_with_service_account=False
+    )
+    await started(spawner)
+    emulator.admin.reset_counters()
+    await asyncio.sleep(0.3)
+    assert await spawner.poll() is None
+    users = emulator.admin.counters()["user_endpoints"]
+    assert fcs_user.name in users
+    await spawner.stop()
+    assert isinstance(await spawner.poll(), int)
+
+
+async def test_progress_shows_queue_reason(app, auth_state_enabled, workroot, fcs_user):
+    config = EmulatorConfig(
+        systems=[SystemConfig(name="cluster", node_name="127.0.0.1", queue_delay=1.5)]
+    )
+    with running_emulator(config) as emu:
+        await fcs_user.save_auth_state({"refresh_token": emu.issue_refresh_token(fcs_user.name)})
+        auth.forget_user(fcs_user.name)
+        spawner = new_spawner(fcs_user, emu, workroot, batch_script=SLEEPER)
+        events = []
+
+        async def collect():
+            async for event in spawner.progress():
+                events.append(event)
+
+        collector = asyncio.ensure_future(collect())
+        await started(spawner)
+        await asyncio.wait_for(collector, 5)
+        messages = [e["message"] for e in events]
+        assert any("pending in the queue (reason: Priority)" in m for m in messages), messages
+        assert [e["progress"] for e in events] == sorted(e["progress"] for e in events)
+        await spawner.stop()
+        auth.forget_user(fcs_user.name)

@@ -363,7 +363,7 @@ class ProfileSpec(_Model):
     default: bool = Field(False, description="Preselected in the form; at most one per file.")
     groups: list[Principal] | None = Field(
         None,
-        description="Only members of these groups (or the `users`) see and may use this profile. Absent on both: everyone.",
+        description="Only members of these groups (or the `users`) see and may use this profile. Absent on both: everyone; an empty list allows nobody.",
     )
     users: list[Principal] | None = Field(None, description="User names allowed besides `groups`.")
     batch_script: BatchScript | None = Field(

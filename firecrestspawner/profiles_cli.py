@@ -86,8 +86,114 @@ def cmd_validate(args: argparse.Namespace, out: TextIO | None = None) -> int:
 def cmd_schema(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from .profile_models import generate_schema
 
-    (out or sys.stdout).write(json.dumps(generate_schema(), indent=2, ensure_ascii=False) + "\n")
+    schema = generate_schema()
+    if getattr(args, "markdown", False):
+        (out or sys.stdout).write(schema_markdown(schema))
+    else:
+        (out or sys.stdout).write(json.dumps(schema, indent=2, ensure_ascii=False) + "\n")
     return 0
+
+
+#: Sections of the reference, in reading order: ($defs name or "" for the file, title).
+_SECTIONS = (
+    ("", "The file"),
+    ("System", "`systems[]`: a system"),
+    ("ProfileSpec", "`profiles[]`: a profile"),
+    ("BatchScript", "`batch_script`"),
+    ("States", "`states`"),
+    ("ChoiceOption", "Option `kind: choice`"),
+    ("Choice", "`choices.<key>`: a choice"),
+    ("ClusterChoiceOption", "Option `kind: cluster_choice`"),
+    ("IntegerOption", "Option `kind: integer`"),
+    ("NumberOption", "Option `kind: number`"),
+    ("DurationOption", "Option `kind: duration`"),
+    ("TextOption", "Option `kind: text`"),
+    ("BooleanOption", "Option `kind: boolean`"),
+    ("UenvOption", "Option `kind: uenv`"),
+    ("UenvImage", "`images.<label>`: a uenv image"),
+    ("UenvView", "`views.<name>`: a uenv view"),
+)
+
+
+def _anchor(title: str) -> str:
+    return "#" + "".join(c for c in title.lower().replace(" ", "-") if c.isalnum() or c in "-_")
+
+
+def _type_of(node: dict[str, Any], titles: dict[str, str]) -> str:
+    if "$ref" in node:
+        name = node["$ref"].split("/")[-1]
+        title = titles.get(name, name)
+        return f"[{name}]({_anchor(title)})"
+    if "oneOf" in node or "anyOf" in node:
+        return " or ".join(_type_of(b, titles) for b in node.get("oneOf", node.get("anyOf")))
+    if "const" in node:
+        return f"`{json.dumps(node['const'])}`"
+    if "enum" in node:
+        return "one of " + ", ".join(f"`{v}`" for v in node["enum"])
+    kind = node.get("type", "any")
+    if kind == "array":
+        return f"list of {_type_of(node.get('items', {}), titles)}"
+    if kind == "object" and "patternProperties" in node:
+        pattern, sub = next(iter(node["patternProperties"].items()))
+        return f"map (keys `{pattern}`) of {_type_of(sub, titles)}"
+    text = kind
+    limits = []
+    if "pattern" in node:
+        limits.append(f"pattern `{node['pattern']}`")
+    for key, label in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<=")):
+        if key in node:
+            limits.append(f"{label} {node[key]}")
+    if "maxLength" in node:
+        limits.append(f"at most {node['maxLength']} characters")
+    if limits:
+        text += " (" + ", ".join(limits) + ")"
+    return text
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.replace("|", "\\|").split())
+
+
+def schema_markdown(schema: dict[str, Any]) -> str:
+    """The profile reference, rendered from the schema (``docs/profiles.md``)."""
+    titles = {name: title for name, title in _SECTIONS if name}
+    lines = [
+        "# Site profile reference",
+        "",
+        (
+            "<!-- Generated from schemas/profile.schema.json by "
+            "`firecrestspawner schema --markdown`; do not edit by hand. -->"
+        ),
+        "",
+        _cell(schema.get("description", "")),
+        "",
+        (
+            f"Schema: `{schema['$id']}` (JSON Schema 2020-12). Editors that use "
+            "yaml-language-server show these descriptions when a file starts with "
+            "`# yaml-language-server: $schema=<path to schemas/profile.schema.json>`."
+        ),
+        "",
+    ]
+    for name, title in _SECTIONS:
+        node = schema if not name else schema["$defs"][name]
+        lines += [f"## {title}", ""]
+        if name:
+            lines += [_cell(node.get("description", "")), ""]
+        required = set(node.get("required", []))
+        lines += ["| key | type | default | description |", "|---|---|---|---|"]
+        for key, sub in node.get("properties", {}).items():
+            default = (
+                "**required**"
+                if key in required
+                else (f"`{json.dumps(sub['default'])}`" if "default" in sub else "")
+            )
+            lines.append(
+                f"| `{key}` | {_cell(_type_of(sub, titles))} | {default} | {_cell(sub.get('description', ''))} |"
+            )
+        if node.get("x-hint"):
+            lines += ["", f"Rule: {_cell(node['x-hint'])}."]
+        lines.append("")
+    return "\n".join(lines)
 
 
 DEFAULT_CMD = "firecrestspawner-singleuser jupyterhub-singleuser"
@@ -208,4 +314,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_render)
 
     p = subparsers.add_parser("schema", help="print the profile JSON Schema")
+    p.add_argument(
+        "--markdown", action="store_true", help="print the reference (docs/profiles.md) instead"
+    )
     p.set_defaults(func=cmd_schema)

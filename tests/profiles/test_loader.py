@@ -152,6 +152,21 @@ def test_checked_in_schema_is_current() -> None:
     )
 
 
+def test_reference_doc_is_current() -> None:
+    from firecrestspawner.profiles_cli import schema_markdown
+
+    current = (ROOT / "docs" / "profiles.md").read_text(encoding="utf-8")
+    assert current == schema_markdown(m.generate_schema()), (
+        "docs/profiles.md is stale: run `firecrestspawner schema --markdown > docs/profiles.md`"
+    )
+
+
+def test_reference_doc_covers_every_definition() -> None:
+    from firecrestspawner.profiles_cli import _SECTIONS
+
+    assert {name for name, _ in _SECTIONS if name} == set(m.generate_schema()["$defs"])
+
+
 def test_schema_is_valid_2020_12_with_id() -> None:
     schema = m.generate_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
@@ -340,3 +355,31 @@ def test_copy_of_shipped_profiles_is_independent(tmp_path: Path) -> None:
         json = False
 
     assert cmd_validate(Args(), out) == 0, out.getvalue()  # type: ignore[arg-type]
+
+
+def test_readme_worked_example_is_a_validated_file() -> None:
+    example = (HERE / "valid" / "readme-example.yaml").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"```yaml\n{example}```" in readme
+    assert load_profile_file(HERE / "valid" / "readme-example.yaml").ids == ("cpu",)
+
+
+def test_readme_render_command_works(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli_main(
+        [
+            "render",
+            str(ROOT / "profiles" / "generic-slurm.yaml"),
+            "--profile",
+            "cpu",
+            "--set",
+            "partition=debug",
+            "--user",
+            "alice",
+            "--group",
+            "proj1",
+            "--cluster",
+            "accounts=proj1",
+        ]
+    )
+    assert code == 0
+    assert "#SBATCH --partition=debug\n" in capsys.readouterr().out

@@ -125,7 +125,8 @@ def _type_of(node: dict[str, Any], titles: dict[str, str]) -> str:
         title = titles.get(name, name)
         return f"[{name}]({_anchor(title)})"
     if "oneOf" in node or "anyOf" in node:
-        return " or ".join(_type_of(b, titles) for b in node.get("oneOf", node.get("anyOf")))
+        branches = node.get("oneOf") or node.get("anyOf") or []
+        return " or ".join(_type_of(b, titles) for b in branches)
     if "const" in node:
         return f"`{json.dumps(node['const'])}`"
     if "enum" in node:

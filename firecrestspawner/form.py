@@ -123,7 +123,8 @@ def when_text(value: Any) -> str:
 
 
 def _req_text(req: Mapping[str, Any]) -> dict[str, str]:
-    return {str(k): when_text(v) for k, v in req.items()}
+    """The request values the summary shows (only those: the page shows no other config)."""
+    return {str(k): when_text(v) for k, v in req.items() if k in SUMMARY_LABELS}
 
 
 def summary_text(req: Mapping[str, Any]) -> str:

@@ -386,6 +386,7 @@ class ProfileModeMixin(Configurable):
             "open the spawn form and choose again.",
         )
         p = vo.profile
+        self._profile_user_set = frozenset(vo.untrusted_variables() | set(vo.sources))
         workdir = f"{p.workdir.rstrip('/')}/{s.user.name}" if p.workdir else s._job_workdir()
         # job_name and workdir are set again by the spawner once it names the job.
         variables = vo.template_variables(
@@ -401,6 +402,14 @@ class ProfileModeMixin(Configurable):
             profile=p.id,
             scheduler=p.scheduler,
         )
+
+    def profile_user_variables(self) -> frozenset[str]:
+        """Template variables the last resolved profile request took from the user's choices.
+
+        Never trust these when rendering the batch script (check their values),
+        even when a profile maps an option onto a name such as ``options``.
+        """
+        return getattr(self, "_profile_user_set", frozenset())
 
     def load_state(self, state: dict) -> None:
         """Restore the state regexes of the profile a running job was started with."""

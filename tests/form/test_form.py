@@ -105,7 +105,7 @@ def test_hostile_profile_texts_render_as_text(site):
     assert label.get_text() == '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
     # JSON in attributes cannot break out of them.
     option = soup.find("option", attrs={"value": "a"})
-    assert json.loads(option["data-fcs-req"]) == {"note": "x' onmouseover='alert(6)\" y"}
+    assert json.loads(option["data-fcs-req"]) == {"account": "x' onmouseover='alert(6)\" y"}
     assert not soup.find(attrs={"onmouseover": True})
     # Only the form's own inline script is present.
     assert len(soup.find_all("script")) == 1
@@ -138,6 +138,11 @@ def test_summary_shows_requested_resources(site):
         req={"nnodes": 2, "runtime": "02:00:00", "partition": "debug"},
     )
     assert view.summary == "nodes: 2, time: 02:00:00, partition: debug"
+    # Only summary values reach the page, not the rest of the configuration.
+    secretish = form.build_view(
+        p, user=UserInfo("a"), values={}, selected=True, base_req={"prologue": "module load x"}
+    )
+    assert secretish.req == {}
     soup = BeautifulSoup(form.render_form([view]), "html.parser")
     assert soup.select_one(".fcs-summary-text").get_text() == view.summary
 

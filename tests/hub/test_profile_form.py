@@ -256,6 +256,18 @@ async def test_rest_spawn_with_valid_options(app, use_spawner, make_user, hub_em
     job = emulator_job(hub_emulator, await wait_for_job(user.spawner))
     assert job["partition"] == "gpu"  # the profile's fixed value
     assert job["account"] == "proj-x"  # the default from the user's FirecREST accounts
+    # What came from the user's choices is known, so the renderer can check it.
+    assert {"account", "ngpus"} <= user.spawner.profile_user_variables()
+    assert "partition" not in user.spawner.profile_user_variables()  # the profile's fixed value
+    # After a hub restart a fresh spawner gets the profile's state regexes back.
+    state = user.spawner.get_state()
+    assert (state["profile"], state["system"]) == ("gpu", "cluster")
+    fresh = user.get_or_create_spawner("restarted", "restarted")
+    assert not fresh.job_id
+    fresh.load_state(state)
+    fresh.job_status = "SUSPENDED 127.0.0.1"
+    assert fresh.state_ispending()
+    assert fresh._current_system() == "cluster"
     await stop_server(app, user)
 
 

@@ -184,7 +184,9 @@ class _OAuthTokenAuth:
         if isinstance(expires_in, (int, float)) and not isinstance(expires_in, bool):
             candidates.append(now + float(expires_in))
         exp = jwt_expiry(access_token)
-        if exp is not None:
+        if exp is not None and (exp > now or not candidates):
+            # An `exp` already past while `expires_in` says valid is clock skew
+            # between hub and IdP: trusting it would refresh on every call.
             candidates.append(exp)
         expires_at = min(candidates) if candidates else now  # unknown: use once
         register_secret(access_token)

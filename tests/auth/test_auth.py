@@ -420,3 +420,13 @@ async def test_sync_api_in_event_loop_warns(idp, caplog):
     cred = make_cred(idp)
     assert cred.get_access_token()  # works (blocking), but says it should not be used here
     assert any("blocks the running event loop" in r.getMessage() for r in caplog.records)
+
+
+async def test_clock_skewed_jwt_exp_does_not_cause_a_refresh_storm(idp, clock):
+    """The hub's clock runs 10 minutes ahead: the JWT looks expired, expires_in does not."""
+    idp.configure(expires_in=300)
+    clock.offset = 600
+    cred = make_cred(idp)
+    token = await cred.get_access_token_async()
+    assert await cred.get_access_token_async() == token
+    assert len(refreshes(idp)) == 1

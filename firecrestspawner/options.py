@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
 import types
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -482,6 +483,13 @@ def _check_number(option: m.NumberOption, value: Any) -> float:
     return value
 
 
+def _number_text(value: float) -> str:
+    """A number as a request value: ``4`` for 4.0, ``1.5``, never an exponent."""
+    if value.is_integer():
+        return str(int(value))
+    return format(Decimal(repr(value)), "f")
+
+
 def _check_range(
     option: m.Option, value: float, lo: float | None, hi: float | None, step: float | None
 ) -> None:
@@ -649,7 +657,7 @@ def validate_options(
             untrusted.add(option.req_name)
         elif isinstance(option, m.NumberOption):
             typed = _check_number(option, value)
-            updates = {option.req_name: f"{typed:g}"}
+            updates = {option.req_name: _number_text(typed)}
             untrusted.add(option.req_name)
         elif isinstance(option, m.DurationOption):
             typed = _check_duration(option, value)

@@ -36,10 +36,10 @@ from __future__ import annotations
 
 import math
 import re
-from decimal import Decimal
 import types
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from . import profile_models as m

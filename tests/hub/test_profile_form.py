@@ -431,3 +431,17 @@ async def test_named_servers_with_different_profiles(app, use_spawner, make_user
     assert user.spawners["gpu-one"].get_state()["profile"] == "gpu"
     await stop_server(app, user, "cpu-one")
     await stop_server(app, user, "gpu-one")
+
+
+async def test_admin_sees_the_target_users_profiles_escaped(
+    app, use_spawner, make_user, admin_user
+):
+    """/hub/spawn/<user> for an admin: the target's visibility, and no stored XSS."""
+    await make_user("mallory")
+    admin_cookies = await app.login_user(admin_user.name)
+    r, soup = await spawn_page(app, admin_cookies, "spawn/mallory")
+    assert r.status_code == 200
+    radios = soup.select("form#spawn_form input[name=profile]")
+    assert [x["value"] for x in radios] == ["cpu", "hostile"]
+    assert "<script>alert(1)" not in r.text
+    assert "<img src=x" not in r.text

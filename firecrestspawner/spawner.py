@@ -63,6 +63,7 @@ _TOKEN_VARS = ("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN")
 _WRAPPER = "firecrestspawner-singleuser"
 _LOG_TAIL_LINES = 30
 _LOG_TAIL_BYTES = 4096
+_MAX_ORPHANS = 20
 
 
 class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
@@ -458,6 +459,9 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         self._progress_changed: asyncio.Event | None = None
         self._pending_submit: tuple[SpawnRequest, str, dict[str, str]] | None = None
         self._submit_unknown = False
+        #: Jobs whose cancellation could not be confirmed; they survive
+        #: clear_state() and are cancelled again at the next start().
+        self._orphans: list[dict[str, str]] = []
 
     # ------------------------------------------------------------ state
 
@@ -482,6 +486,8 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
                 state[key] = value
         if self._seen:
             state["seen"] = True
+        if self._orphans:
+            state["orphans"] = [dict(o) for o in self._orphans[-_MAX_ORPHANS:]]
         return state
 
     def load_state(self, state: dict) -> None:
@@ -499,9 +505,19 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         self._submitted_at = float(state.get("submitted_at") or 0.0)
         # A legacy state with a job status has seen its job.
         self._seen = bool(state.get("seen")) or bool(self.job_status) or not self._submitted_at
+        self._orphans = [
+            {k: str(o.get(k) or "") for k in ("job_id", "system", "firecrest_url", "job_name")}
+            for o in state.get("orphans") or []
+            if isinstance(o, dict) and o.get("job_id") and o.get("system")
+        ]
 
     def clear_state(self) -> None:
-        """Clear the job state (the hub calls this at spawn start and after stop)."""
+        """Clear the job state (the hub calls this at spawn start and after stop).
+
+        Jobs whose cancellation failed are kept (``orphans``) and cancelled
+        again at the next start, since the hub clears the state even when
+        ``stop()`` failed.
+        """
         super().clear_state()
         self.job_id = ""
         self.job_status = ""
@@ -572,7 +588,7 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
     def _current_system(self) -> str:
         return self._system or self.req_host
 
-    async def _user_client(self) -> fc.FirecrestClient:
+    async def _user_client(self, url: str = "") -> fc.FirecrestClient:
         try:
             auth = await user_auth(
                 self.user,
@@ -586,7 +602,7 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
             raise
         self.access_token_is_valid = True
         return fc.get_client(
-            self._current_url(), f"user:{self.user.name}", auth, self._client_settings()
+            url or self._current_url(), f"user:{self.user.name}", auth, self._client_settings()
         )
 
     def _service_account_configured(self) -> bool:
@@ -859,6 +875,8 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         deadline = loop.time() + self.start_timeout
         register_secret(self.api_token)
         self.clear_state_for_spawn()
+        if self._orphans:
+            await self._cancel_orphans()
         request = await self._resolve_request()
         self._check_config(request)
         self._system = request.system
@@ -1176,6 +1194,46 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         finally:
             cache.invalidate(job_id)
 
+    def _remember_orphan(self) -> None:
+        orphan = {
+            "job_id": self.job_id,
+            "system": self._current_system(),
+            "firecrest_url": self._current_url(),
+            "job_name": self._job_name,
+        }
+        if orphan["job_id"] and orphan not in self._orphans:
+            self._orphans.append(orphan)
+
+    async def _cancel_orphans(self) -> None:
+        """Cancel jobs whose earlier cancellation failed (best effort, bounded)."""
+        for orphan in list(self._orphans):
+            system, job_id = orphan["system"], orphan["job_id"]
+
+            async def cancel(
+                client: fc.FirecrestClient, system: str = system, job_id: str = job_id
+            ) -> None:
+                try:
+                    await client.cancel(system, job_id)
+                except fc.CancelNotAccepted:
+                    job = await client.job(system, job_id)
+                    if job is not None and not states.is_gone(states.state_of(job)):
+                        raise
+
+            try:
+                client = await self._user_client(orphan["firecrest_url"])
+                await asyncio.wait_for(cancel(client), self.firecrest_timeout * 2)
+            except Exception as e:  # noqa: BLE001 - retried at the next start
+                self.log.warning(
+                    "Job %s (%s) of %s is still not cancelled: %s",
+                    job_id,
+                    orphan["job_name"],
+                    self.user.name,
+                    redact(e),
+                )
+                continue
+            self.log.info("Cancelled left-over job %s (%s)", job_id, orphan["job_name"])
+            self._orphans.remove(orphan)
+
     async def stop(self, now: bool = False) -> None:
         """Stop the singleuser server job.
 
@@ -1202,8 +1260,10 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         try:
             await self.cancel_batch_job()
         except errors.HTTPError:
+            self._remember_orphan()
             raise
         except Exception as e:  # noqa: BLE001 - reported to the user, not swallowed
+            self._remember_orphan()
             raise spawn_error(
                 f"Job {self.job_id} could not be cancelled: {fc.error_message(e)}",
                 reason="cancel-failed",
@@ -1222,6 +1282,7 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
                 self.log.info("Job %s (%s) stopped", self.job_id, self._job_name)
                 return
             interval = min(interval * 1.5, 5.0)
+        self._remember_orphan()
         self.log.warning(
             "Job %s (%s) still %s %.0f s after cancelling",
             self.job_id,

@@ -208,3 +208,31 @@ async def test_progress_shows_queue_reason(app, auth_state_enabled, workroot, fc
         assert [e["progress"] for e in events] == sorted(e["progress"] for e in events)
         await spawner.stop()
         auth.forget_user(fcs_user.name)
+
+
+async def test_failed_stop_leaves_no_orphan_after_the_hub_clears_state(
+    fcs_user, emulator, workroot
+):
+    spawner = new_spawner(
+        fcs_user, emulator, workroot, batch_script=SLEEPER, firecrest_read_attempts=1
+    )
+    await started(spawner)
+    old_name = spawner._job_name
+    emulator.admin.set_faults(rules=[{"route": "DELETE /compute/*", "status": 503}])
+    with pytest.raises(errors.HTTPError):
+        await spawner.stop()
+    emulator.admin.reset_faults()
+    # What JupyterHub does after stop(), even a failed one: clear and persist.
+    spawner.clear_state()
+    state = spawner.get_state()
+    assert "job_id" not in state
+    assert [o["job_name"] for o in state["orphans"]] == [old_name]
+    assert live(emulator, old_name)
+    # Hub restart, then the user starts again: the left-over job goes first.
+    fresh = new_spawner(fcs_user, emulator, workroot, batch_script=SLEEPER)
+    fresh.load_state(state)
+    fresh.clear_state()
+    await started(fresh)
+    assert not live(emulator, old_name)
+    assert "orphans" not in fresh.get_state()
+    await fresh.stop()

@@ -17,13 +17,18 @@ except ImportError:  # pragma: no cover - JupyterHub 5.x
     _SpawnException = None
 
 
+def as_html(message: str) -> str:
+    """Plain text as HTML: escaped, line breaks kept (log tails are multi-line)."""
+    return html.escape(message).replace("\n", "<br>\n")
+
+
 class _LegacySpawnError(HTTPError):
     """HTTPError with the attributes JupyterHub 5 shows on the spawn page."""
 
     def __init__(self, message: str, *, reason: str, log_message: str | None, status_code: int):
         super().__init__(status_code, log_message or message)
         self.jupyterhub_message = message
-        self.jupyterhub_html_message = html.escape(message)
+        self.jupyterhub_html_message = as_html(message)
         self.reason = reason
 
 
@@ -40,9 +45,15 @@ def spawn_error(
     turned into HTML); ``reason`` is a short machine label used in metrics.
     """
     if _SpawnException is not None:
-        return _SpawnException(
+        exc = _SpawnException(
             message, reason=reason, log_message=log_message or "", status_code=status_code
         )
+        # JupyterHub 6.1.1 builds the spawn page's failure event with
+        # utils.format_exception(), which reads only these attributes and
+        # otherwise shows str(exc): the log message, not the user's message.
+        exc.jupyterhub_message = message
+        exc.jupyterhub_html_message = as_html(message)
+        return exc
     return _LegacySpawnError(
         message, reason=reason, log_message=log_message, status_code=status_code
     )

@@ -93,6 +93,19 @@ async def test_dependent_options_in_chromium_and_the_spawn_carries_them(
         await page.get_by_label("GPU node").check()
         assert await page.locator("select[name='gpu.ngpus']").is_visible()
         assert await page.locator("select[name='cpu.partition']").is_hidden()
+        # A uenv image offers only its own views.
+        views = page.locator("select[name='gpu.uenv_view']")
+        assert await views.input_value() == "default"
+        await page.locator("select[name='gpu.uenv']").select_option("pytorch/v2.6.0:v1")
+        assert await views.input_value() == "torch"
+        enabled = await views.locator("option:not([disabled])").evaluate_all(
+            "options => options.map(o => o.value)"
+        )
+        assert enabled == ["torch"]
+        assert (
+            "image: pytorch/v2.6.0:v1"
+            in await page.locator("[data-fcs-profile=gpu] .fcs-summary-text").text_content()
+        )
         await page.get_by_label("CPU node").check()
         assert await reservation.is_visible()
         # Unticking hides the dependent option again (and it is not sent).

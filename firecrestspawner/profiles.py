@@ -204,7 +204,9 @@ def profile_schema() -> dict[str, Any]:
         Path(__file__).resolve().parent.parent / "schemas" / "profile.schema.json",
     ]
     try:
-        packaged = resources.files("firecrestspawner").joinpath("schemas").joinpath("profile.schema.json")
+        packaged = (
+            resources.files("firecrestspawner").joinpath("schemas").joinpath("profile.schema.json")
+        )
         if packaged.is_file():
             return json.loads(packaged.read_text(encoding="utf-8"))
     except (FileNotFoundError, ModuleNotFoundError):  # pragma: no cover
@@ -356,6 +358,17 @@ _PATTERN_HINTS = {
 }
 
 
+_TYPE_NAMES = {
+    "string": "a string",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "a mapping",
+    "null": "nothing",
+}
+
+
 def _describe_type(value: Any) -> str:
     if value is None:
         return "an empty value (null)"
@@ -426,7 +439,9 @@ def _schema_problems(
                 problems.extend(_schema_problems(sub[:1], name, doc))
                 continue
             kinds = [s.get("type") for s in error.validator_value if isinstance(s, dict)]
-            message = f"expected {' or '.join(str(k) for k in kinds)}, got {_describe_type(error.instance)}"
+            names = " or ".join(_TYPE_NAMES.get(str(k), str(k)) for k in kinds)
+            message = f"expected {names}, got {_describe_type(error.instance)}"
+            hint = hint or "write a single value"
         elif v == "additionalProperties":
             allowed = sorted(error.schema.get("properties", {}))
             extra = [k for k in error.instance if k not in allowed]
@@ -455,11 +470,16 @@ def _schema_problems(
             message = f"missing required key {missing[0]!r}"
             hint = hint or (f"add `{missing[0]}:`" + (f" ({key_desc})" if key_desc else ""))
         elif v == "type":
-            message = f"expected {error.validator_value}, got {_describe_type(error.instance)}"
+            wanted = _TYPE_NAMES.get(error.validator_value, str(error.validator_value))
+            message = f"expected {wanted}, got {_describe_type(error.instance)}"
             if error.instance is not None:
                 message += f" {_short(error.instance)}"
             if error.instance is None:
                 hint = "write a value, or leave the key out to get the default"
+            elif error.validator_value == "boolean" and isinstance(error.instance, str):
+                hint = "write true or false (YAML 1.2 reads yes, no, on and off as text)"
+            elif error.validator_value == "array":
+                hint = "write a list: one `- item` per line, or [a, b]"
             elif error.validator_value == "string" and isinstance(
                 error.instance, (int, float, bool)
             ):

@@ -383,3 +383,22 @@ def test_readme_render_command_works(capsys: pytest.CaptureFixture[str]) -> None
     )
     assert code == 0
     assert "#SBATCH --partition=debug\n" in capsys.readouterr().out
+
+
+def test_packaged_schema_matches_models() -> None:
+    from firecrestspawner.profiles import profile_schema
+
+    assert profile_schema() == m.generate_schema()
+
+
+def test_profile_modules_are_pure() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, firecrestspawner.profiles, firecrestspawner.options, "
+        "firecrestspawner.script, firecrestspawner.profiles_cli; "
+        "print(sorted(m for m in ('jupyterhub', 'tornado', 'httpx', 'firecrest') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

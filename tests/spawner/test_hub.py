@@ -15,6 +15,7 @@ import httpx
 import pytest
 from jupyterhub.tests.utils import api_request
 
+from firecrestspawner import naming
 from firecrestspawner.spawner import SlurmSpawner
 
 from .conftest import spawner_traits
@@ -128,3 +129,31 @@ async def test_port_handler_refuses_anything_but_a_port(app, fcs_user, emulator,
 
 async def _is_none(coro):
     return (await coro) is None
+
+
+async def test_hub_start_timeout_cancels_the_job(app, fcs_user, emulator, workroot):
+    sleeper = "#!/bin/bash\n#SBATCH --job-name={{ job_name }}\nsleep 600\n"
+    traits = spawner_traits(emulator, workroot, start_timeout=4, batch_script=sleeper)
+
+    class SlowSpawner(SlurmSpawner):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **{**traits, **kwargs})
+
+    name = fcs_user.name
+    with mock.patch.dict(app.tornado_settings, {"spawner_class": SlowSpawner}):
+        r = await api_request(app, "users", name, "server", method="post")
+        assert r.status_code in (202, 500), r.text
+        spawner = app.users[name].spawner
+
+        async def failed():
+            return not spawner.pending and (await server_model(app, name)) is None
+
+        await wait_for(failed, timeout=30)
+    # The hub cleared the spawner state after the failure: find the job by name.
+    jobs = [
+        j
+        for j in emulator.admin.jobs()
+        if (parsed := naming.parse_job_name(j["name"])) and parsed.user == name
+    ]
+    assert len(jobs) == 1
+    assert jobs[0]["status"]["state"].split()[0] in ("CANCELLED", "COMPLETING")

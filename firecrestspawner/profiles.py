@@ -235,12 +235,27 @@ def _plain_key(key: Any) -> str:
     return str(key)
 
 
-def _plain(node: Any) -> Any:
-    """ruamel's round-trip nodes -> plain JSON-like Python values."""
+#: Limits that keep a hostile file (alias bombs, deep nesting) from exhausting the hub.
+MAX_FILE_BYTES = 1024 * 1024
+MAX_NODES = 100_000
+MAX_DEPTH = 40
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _plain(node: Any, budget: list[int] | None = None, depth: int = 0) -> Any:
+    """ruamel's round-trip nodes -> plain JSON-like Python values (bounded in size and depth)."""
+    if budget is None:
+        budget = [MAX_NODES]
+    budget[0] -= 1
+    if budget[0] < 0 or depth > MAX_DEPTH:
+        raise _TooLarge
     if isinstance(node, dict):
-        return {_plain_key(k): _plain(v) for k, v in node.items()}
+        return {_plain_key(k): _plain(v, budget, depth + 1) for k, v in node.items()}
     if isinstance(node, list):
-        return [_plain(v) for v in node]
+        return [_plain(v, budget, depth + 1) for v in node]
     if isinstance(node, bool):
         return bool(node)
     if isinstance(node, int):
@@ -254,8 +269,33 @@ def _plain(node: Any) -> Any:
     return node
 
 
+def _too_large(name: str) -> ProfileError:
+    return ProfileError(
+        [
+            Problem(
+                name,
+                "$",
+                f"the document is too large or too deeply nested (limits: {MAX_FILE_BYTES} bytes, "
+                f"{MAX_NODES} values, depth {MAX_DEPTH})",
+                "split it into several profile files; avoid YAML aliases that repeat large parts",
+                1,
+                1,
+            )
+        ]
+    )
+
+
 def _parse(text: str, name: str, fmt: str) -> tuple[Any, Any]:
     """Return (plain data, position tree or None)."""
+    if len(text) > MAX_FILE_BYTES:
+        raise _too_large(name)
+    try:
+        return _parse_inner(text, name, fmt)
+    except (_TooLarge, RecursionError):
+        raise _too_large(name) from None
+
+
+def _parse_inner(text: str, name: str, fmt: str) -> tuple[Any, Any]:
     if fmt == "toml":
         try:
             data = tomllib.loads(text)

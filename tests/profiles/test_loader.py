@@ -402,3 +402,25 @@ def test_profile_modules_are_pure() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _alias_bomb() -> str:
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(8):
+        prev, cur = chr(97 + i), chr(98 + i)
+        lines.append(f"{cur}: &{cur} [" + ", ".join([f"*{prev}"] * 10) + "]")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        pytest.param(_alias_bomb(), "bomb.yaml", id="yaml-alias-bomb"),
+        pytest.param("a: " + "[" * 5000 + "]" * 5000, "deep.yaml", id="yaml-deep"),
+        pytest.param("a = " + "[" * 3000 + "]" * 3000, "deep.toml", id="toml-deep"),
+        pytest.param("# " + "x" * (2 * 1024 * 1024), "big.yaml", id="huge"),
+    ],
+)
+def test_hostile_documents_are_refused_cleanly(text: str, name: str) -> None:
+    with pytest.raises(ProfileError, match="too large or too deeply nested"):
+        load_profile_text(text, name=name)

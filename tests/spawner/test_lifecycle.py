@@ -204,6 +204,8 @@ async def test_firecrest_errors_during_poll_never_clear_state(fcs_user, emulator
         pytest.param({"effect": "error_after", "status": 504}, id="504-after-submit"),
         pytest.param({"effect": "error_after", "status": 408}, id="408-after-submit"),
         pytest.param({"effect": "drop_after"}, id="response-lost"),
+        pytest.param({"effect": "error", "status": 504}, id="504-not-submitted"),
+        pytest.param({"effect": "drop"}, id="dropped-before-submit"),
     ],
 )
 async def test_ambiguous_submit_creates_exactly_one_job(fcs_user, emulator, workroot, effect):
@@ -217,9 +219,16 @@ async def test_ambiguous_submit_creates_exactly_one_job(fcs_user, emulator, work
     await spawner.stop()
 
 
-async def test_refused_submit_is_retried(fcs_user, emulator, workroot):
+@pytest.mark.parametrize(
+    "rule",
+    [
+        pytest.param({"status": 503}, id="503"),
+        pytest.param({"status": 429, "retry_after": 1}, id="429-retry-after"),
+    ],
+)
+async def test_refused_submit_is_retried(fcs_user, emulator, workroot, rule):
     spawner = new_spawner(fcs_user, emulator, workroot, batch_script=SLEEPER)
-    emulator.admin.set_faults(rules=[{"route": "POST /compute/*/jobs", "status": 503, "times": 1}])
+    emulator.admin.set_faults(rules=[{"route": "POST /compute/*/jobs", "times": 1, **rule}])
     await started(spawner)
     assert len(jobs_named(emulator, spawner._job_name)) == 1
     await spawner.stop()

@@ -319,7 +319,7 @@ class ClusterCache:
         if fallback:
             note = f"{problem}; showing the site's default list."
         else:
-            note = f"{problem}; no list is available, the site default applies."
+            note = f"{problem}; no list is available."
         return ClusterChoices(
             source=source,
             system=system,

@@ -87,6 +87,7 @@ class OptionView:
     pattern: str = ""
     maxlength: int | None = None
     placeholder: str = ""
+    required: bool = False
     req_key: str = ""
     #: ``[{"option": id, "values": [str, ...]}, ...]``: all must hold.
     when: list[dict[str, Any]] = field(default_factory=list)
@@ -227,12 +228,25 @@ def _option_views(
             items = cluster.items
         else:
             items = tuple(ClusterChoice(v) for v in option.fallback)
+        note = cluster.note if cluster is not None else ""
+        if not items and (cluster is None or cluster.origin == "fallback"):
+            # Nothing known (FirecREST unreachable, no static list): let the user
+            # type the name; the validator checks its form, the scheduler the rest.
+            return [
+                OptionView(
+                    kind="text",
+                    value=when_text(value),
+                    maxlength=128,
+                    placeholder=f"{option.source[:-1]} name",
+                    required=option.required,
+                    note=f"{note} Type the name.".strip(),
+                    **base,
+                )
+            ]
         choices = []
         if not option.required:
             choices.append(ChoiceView(value="", label="(none)", selected=value in ("", None)))
-        values_seen = set()
         for c in items:
-            values_seen.add(c.value)
             choices.append(
                 ChoiceView(
                     value=c.value,
@@ -241,7 +255,6 @@ def _option_views(
                     selected=c.value == when_text(value),
                 )
             )
-        note = cluster.note if cluster is not None else ""
         return [OptionView(kind="select", choices=choices, value=value, note=note, **base)]
     if kind in ("integer", "number"):
         step = option.step if option.step is not None else (1 if kind == "integer" else "any")
@@ -399,7 +412,6 @@ _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("firecrestspawner", "templates/form"),
     autoescape=True,
     undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
     lstrip_blocks=True,
 )
 

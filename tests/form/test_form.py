@@ -11,7 +11,13 @@ from bs4 import BeautifulSoup
 
 from firecrestspawner import form
 from firecrestspawner.cluster import ClusterChoice, ClusterChoices
-from firecrestspawner.options import UserInfo, validate_options
+from firecrestspawner.options import ClusterChoices as KnownNames
+from firecrestspawner.options import (
+    OptionError,
+    UserInfo,
+    cluster_choice_values,
+    validate_options,
+)
 from firecrestspawner.profiles import ProfileSet, load_profile_file, load_profile_text
 
 HERE = Path(__file__).parent
@@ -255,3 +261,119 @@ def test_js_off_form_validates_to_what_the_script_would_send(site):
         "use_reservation": False,
     }
     assert "reservation" not in off.req or off.req["reservation"] == ""
+
+
+SHIPPED = sorted(
+    p for p in (HERE.parents[1] / "profiles").iterdir() if p.suffix in (".yaml", ".yml", ".toml")
+)
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_every_shipped_profile_renders_with_labelled_fields(path):
+    profile_set = load_profile_file(path)
+    groups: set[str] = set()
+    for p in profile_set:
+        groups |= set(p.groups or ())
+        for option in p.options:
+            groups |= set(option.groups or ())
+    user = UserInfo("someone", tuple(sorted(groups)))
+    clusters = {p.id: _live_cluster(p) for p in profile_set}
+    views = [
+        form.build_view(p, user=user, values={}, selected=i == 0, cluster=clusters[p.id])
+        for i, p in enumerate(profile_set)
+    ]
+    soup = BeautifulSoup(form.render_form(views), "html.parser")
+    radios = soup.select("input[name=profile]")
+    assert [r["value"] for r in radios] == [p.id for p in profile_set]
+    for field in soup.select("select, input[type=text], input[type=number], input[type=checkbox]"):
+        assert soup.find("label", attrs={"for": field["id"]}), field
+    # The defaults the form preselects are what the validator accepts.
+    for p in profile_set:
+        raw = {"profile": [p.id]}
+        for field in soup.select(f"[name^='{p.id}.']"):
+            if field.name == "select":
+                chosen = field.find("option", selected=True) or field.find("option")
+                if chosen is not None:
+                    raw.setdefault(field["name"], []).append(chosen["value"])
+            elif field.get("type") == "checkbox":
+                if field.has_attr("checked"):
+                    raw.setdefault(field["name"], []).append("true")
+            else:
+                raw.setdefault(field["name"], []).append(field.get("value", ""))
+        known = form.known_names(p.system, clusters[p.id])
+        validate_options(profile_set, form.form_to_options(raw, p), user=user, cluster=known)
+
+
+def _live_cluster(profile) -> dict[str, ClusterChoices]:
+    """Plausible FirecREST answers for the profile's cluster-derived options."""
+    out = {}
+    for option in profile.options:
+        if option.kind != "cluster_choice":
+            continue
+        candidates = [*(option.allow or ()), "jupyter-course-1", "acct1", "normal"]
+        known = KnownNames({(profile.system, option.source): tuple(candidates)})
+        names = cluster_choice_values(option, profile.system, known) or []
+        out[option.id] = ClusterChoices(
+            source=option.source,
+            system=profile.system,
+            items=tuple(ClusterChoice(n) for n in names),
+            origin="live",
+        )
+    return out
+
+
+def test_unknown_cluster_list_without_fallback_asks_for_the_name(site):
+    """FirecREST unreachable and no static list: a required text field, not an empty select."""
+    data = {
+        "version": 1,
+        "systems": [{"name": "c"}],
+        "firecrest_url": "http://f.invalid",
+        "profiles": [
+            {
+                "id": "p",
+                "display_name": "P",
+                "system": "c",
+                "options": [
+                    {
+                        "id": "account",
+                        "display_name": "Project",
+                        "kind": "cluster_choice",
+                        "source": "accounts",
+                    }
+                ],
+            }
+        ],
+    }
+    loaded = load_profile_text(json.dumps(data), name="inline.yaml")
+    p = loaded.profiles[0]
+    down = ClusterChoices(
+        source="accounts",
+        system="c",
+        items=(),
+        origin="fallback",
+        note="FirecREST did not answer within 2 s; no list is available.",
+    )
+    view = form.build_view(
+        p, user=UserInfo("a"), values={}, selected=True, cluster={"account": down}
+    )
+    soup = BeautifulSoup(form.render_form([view]), "html.parser")
+    field = soup.find("input", attrs={"name": "p.account"})
+    assert field["type"] == "text"
+    assert field.has_attr("required")
+    assert "Type the name." in soup.select_one(".fcs-option-note").get_text()
+    # What the user types is accepted when nothing is known, if it is a well-formed name.
+    profile_set = ProfileSet(loaded.profiles)
+    ok = validate_options(
+        profile_set,
+        form.form_to_options({"profile": ["p"], "p.account": ["g152"]}, p),
+        user=UserInfo("a"),
+        cluster=form.known_names("c", {"account": down}),
+    )
+    assert ok.req["account"] == "g152"
+    with pytest.raises(OptionError, match="not a valid account name"):
+        validate_options(
+            profile_set,
+            form.form_to_options({"profile": ["p"], "p.account": ["g1 --uid=0"]}, p),
+            user=UserInfo("a"),
+            cluster=form.known_names("c", {"account": down}),
+        )

@@ -830,6 +830,12 @@ def _check_file(
                     "option id 'profile' is reserved (it carries the profile id)",
                     "rename the option",
                 )
+            elif opt.req is not None and opt.id in RESERVED_OPTION_REQ:
+                c.add(
+                    [*oparts, "id"],
+                    f"option id {opt.id!r} is a variable the spawner provides",
+                    "rename the option",
+                )
             if opt.req_name in RESERVED_OPTION_REQ:
                 c.add(
                     [*oparts, "req" if opt.req else "id"],

@@ -94,7 +94,8 @@ class ProfileModeMixin(Configurable):
         is validated at every spawn, whatever path it came by (form, link,
         REST API, saved options). Files added or changed are picked up at the
         next form or spawn without restarting the hub; a broken file is
-        logged and skipped.
+        logged and skipped. In profile mode the form comes from the
+        profiles: ``options_form`` and ``options_from_form`` are not used.
         """,
     ).tag(config=True)
 

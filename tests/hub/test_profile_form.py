@@ -295,6 +295,13 @@ async def test_link_with_value_outside_the_allowed_set_is_refused(
     )
     assert r.status_code == 400
     assert "partition" in error_text(soup)
+    # The refused value is echoed in the message: as text.
+    r, soup = await spawn_page(
+        app, cookies, **{"opt-profile": "cpu", "opt-partition": "<img src=x onerror=alert(7)>"}
+    )
+    assert r.status_code == 400
+    assert "<img src=x onerror=alert(7)>" in error_text(soup)
+    assert "<img src=x" not in r.text
     r, soup = await spawn_page(app, cookies, **{"opt-profile": "cpu", "opt-prologue": "x"})
     assert r.status_code == 400
     assert "prologue" in error_text(soup)

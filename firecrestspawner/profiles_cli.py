@@ -194,7 +194,58 @@ def schema_markdown(schema: dict[str, Any]) -> str:
         if node.get("x-hint"):
             lines += ["", f"Rule: {_cell(node['x-hint'])}."]
         lines.append("")
+    lines += _template_section()
     return "\n".join(lines)
+
+
+def _template_section() -> list[str]:
+    from .options import IGNORED_KEYS
+    from .profiles import SCHEDULER_STATES
+    from .script import BUILTIN_REQ_NAMES, BUILTIN_TEMPLATES, SPAWN_VARIABLES
+
+    lines = [
+        "## Template variables",
+        "",
+        "A batch template sees the documented request variables (each `req_<x>` as `<x>`, "
+        "empty unless set): " + ", ".join(f"`{n}`" for n in BUILTIN_REQ_NAMES) + "; "
+        "the request variables the file declares (`defaults`, a system's or profile's `req`, "
+        "an option's `req`, a choice's `req`); and, from the spawner, "
+        + ", ".join(f"`{n}`" for n in SPAWN_VARIABLES)
+        + ". `host` is the profile's system. With `legacy_lists`, each option value is also "
+        "a one-element list under the option id. A template that uses any other name is refused "
+        "when the file is loaded.",
+        "",
+        (
+            "Request values, lowest precedence first: the spawner configuration (`c.Spawner.req_*`), "
+            "the file's `defaults` and the system's `req`, the profile's `req`, the user's validated "
+            "choices (and a choice's own `req`)."
+        ),
+        "",
+        "Filters: Jinja2's built-ins and `shquote` (one shell word, `shlex.quote`). Built-in "
+        "templates: " + ", ".join(f"`{n}`" for n in BUILTIN_TEMPLATES) + ".",
+        "",
+        "## Option values from users",
+        "",
+        "The form, `opt-` links, the REST API and saved options all pass one validator. Keys "
+        "other than `profile` and the options of the chosen profile are refused ("
+        + ", ".join(f"`{k}`" for k in sorted(IGNORED_KEYS))
+        + " is dropped); values of options hidden by `when` are ignored; no value may contain a "
+        "control or line-separator character. A `uenv` option also reads `<id>_view`.",
+        "",
+        "## Default state regexes",
+        "",
+        "| scheduler | pending | running | unknown | exechost |",
+        "|---|---|---|---|---|",
+    ]
+
+    def code(regex: str) -> str:
+        return f"`{_cell(regex)}`" if regex else "(none)"
+
+    for name, st in SCHEDULER_STATES.items():
+        cells = [code(st.pending), code(st.running), code(st.unknown), code(st.exechost)]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
 
 
 DEFAULT_CMD = "firecrestspawner-singleuser jupyterhub-singleuser"

@@ -203,11 +203,15 @@ def test_shipped_profiles_validate_against_checked_in_schema() -> None:
 
 
 # -- ProfileDirectory ------------------------------------------------------------------------
+_TICK = [0]
+
+
 def _write(path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8")
-    # make the change visible even on filesystems with coarse timestamps
+    # a strictly later modification time per write, even on coarse-timestamp filesystems
+    _TICK[0] += 1
     st = path.stat()
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + _TICK[0] * 1_000_000_000))
 
 
 GOOD = """

@@ -1139,12 +1139,13 @@ def merge_profiles(loaded: Iterable[LoadedFile]) -> tuple[list[Profile], list[Pr
     return out, errors
 
 
-def _stat(path: Path) -> tuple[int, int] | None:
+def _stat(path: Path) -> tuple[int, ...] | None:
+    """What says a file changed: modification and change times, size, inode (atomic renames)."""
     try:
         st = path.stat()
     except OSError:
         return None
-    return st.st_mtime_ns, st.st_size
+    return st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino
 
 
 @dataclass

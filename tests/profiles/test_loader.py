@@ -428,3 +428,16 @@ def _alias_bomb() -> str:
 def test_hostile_documents_are_refused_cleanly(text: str, name: str) -> None:
     with pytest.raises(ProfileError, match="too large or too deeply nested"):
         load_profile_text(text, name=name)
+
+
+def test_directory_notices_atomic_replace_with_same_size_and_mtime(tmp_path: Path) -> None:
+    target = tmp_path / "a.yaml"
+    target.write_text(GOOD % ("a", "A"), encoding="utf-8")
+    before = target.stat()
+    directory = ProfileDirectory(tmp_path)
+    assert directory.current().get("a").display_name == "A"
+    staged = tmp_path / ".a.yaml.tmp"
+    staged.write_text(GOOD % ("a", "B"), encoding="utf-8")  # same size
+    os.utime(staged, ns=(before.st_atime_ns, before.st_mtime_ns))  # same mtime
+    os.replace(staged, target)
+    assert directory.current().get("a").display_name == "B"

@@ -388,6 +388,14 @@ class ProfileModeMixin(Configurable):
         )
         p = vo.profile
         self._profile_user_set = frozenset(vo.untrusted_variables() | set(vo.sources))
+        # Keep only what was validated (REST bodies are stored as sent, _xsrf
+        # and inactive values included): the saved options become canonical.
+        canonical = vo.user_options()
+        if dict(raw) != canonical:
+            s.user_options = canonical
+            orm_spawner = getattr(s, "orm_spawner", None)
+            if orm_spawner is not None:
+                orm_spawner.user_options = canonical
         workdir = f"{p.workdir.rstrip('/')}/{s.user.name}" if p.workdir else s._job_workdir()
         # job_name and workdir are set again by the spawner once it names the job.
         variables = vo.template_variables(

@@ -242,6 +242,28 @@ async def test_rest_spawn_with_invalid_options_is_400_naming_the_field(
     assert jobs_of(hub_emulator, user.name) == []
 
 
+async def test_rest_options_are_stored_as_validated(app, use_spawner, make_user, hub_emulator):
+    """A REST body is stored as sent by JupyterHub; the spawn keeps only what was validated."""
+    user, _ = await make_user("rest-canonical")
+    body = {"profile": "cpu", "partition": "debug", "nnodes": "2", "_xsrf": "x", "reservation": "c"}
+    r = await api_request(
+        app, "users", user.name, "server", method="post", data=json.dumps({"user_options": body})
+    )
+    assert r.status_code in (201, 202), r.text
+    await wait_for_job(user.spawner)
+    expected = {
+        "profile": "cpu",
+        "partition": "debug",
+        "runtime": "01:00:00",
+        "nnodes": 2,
+        "use_reservation": False,
+    }
+    r = await api_request(app, "users", user.name)
+    assert r.json()["servers"][""]["user_options"] == expected
+    assert user.spawner.user_options == expected
+    await stop_server(app, user)
+
+
 async def test_rest_spawn_with_valid_options(app, use_spawner, make_user, hub_emulator):
     user, _ = await make_user("rest-ok", groups=("gpu-users",))
     r = await api_request(

@@ -301,3 +301,21 @@ async def test_unknown_source_is_a_programming_error(emu, make_client):
 async def _close_clients():
     yield
     await fc_client.close_all()
+
+
+async def test_latency_gives_fallback_then_the_late_answer_is_cached(emu, make_client, faults):
+    faults.set_faults(rules=[{"route": "GET /status/*", "effect": "latency", "delay": 1.0}])
+    cache = ClusterCache()
+    args = {
+        "firecrest_url": emu.url,
+        "system": "alps",
+        "user": "alice",
+        "source": "partitions",
+        "timeout": 0.2,
+        "fallback": [ClusterChoice("normal")],
+    }
+    first = await cache.get(make_client("alice"), **args)
+    assert (first.origin, first.values) == ("fallback", ("normal",))
+    await asyncio.gather(*cache._inflight.values())
+    later = await cache.get(make_client("alice"), **args)
+    assert (later.origin, later.values) == ("cache", ("normal", "debug"))

@@ -417,3 +417,34 @@ profiles:
         vo.render_script(cmd="x", job_name="j", workdir="/w")
     assert info.value.field == "acct"
     assert "directive" in info.value.message
+
+
+WHEN_BOOL = """
+systems: [{name: c}]
+profiles:
+  - id: p
+    display_name: P
+    system: c
+    options:
+      - {id: gpu, kind: boolean, display_name: GPU}
+      - {id: ngpus, kind: integer, display_name: GPUs, min: 1, max: 4, when: {gpu: [true]}}
+      - {id: ratio, kind: number, req: mem_ratio, display_name: R, min: 0, max: 1000000}
+"""
+
+
+@pytest.mark.parametrize(
+    ("raw", "ngpus", "ratio"),
+    [
+        pytest.param({"gpu": "on", "ngpus": "2"}, "2", "0", id="shown"),
+        pytest.param({"gpu": ["false"], "ngpus": "3"}, "", "0", id="hidden-ignored"),
+        pytest.param({"ratio": "1000000"}, "", "1000000", id="no-exponent"),
+        pytest.param({"ratio": 0.25}, "", "0.25", id="decimal"),
+    ],
+)
+def test_boolean_when_and_number_text(raw: dict[str, Any], ngpus: str, ratio: str) -> None:
+    from firecrestspawner.profiles import load_profile_text
+
+    ps = ProfileSet(load_profile_text(WHEN_BOOL, name="t.yaml").profiles)
+    vo = validate_options(ps, raw, user=ALICE)
+    assert vo.req.get("ngpus", "") == ngpus
+    assert vo.req["mem_ratio"] == ratio

@@ -221,8 +221,9 @@ async def recorded_progress(page: Any) -> list[str]:
     return json.loads(await page.evaluate('localStorage.getItem("fcs-e2e-progress") || "[]"'))
 
 
-async def browser_login(page: Any, hub: E2EHub, name: str) -> None:
-    await page.goto(f"{hub.url}hub/login")
+async def browser_login(page: Any, hub_url: str, name: str) -> None:
+    """Log ``name`` in through the login page of the hub at ``hub_url`` (ends with /)."""
+    await page.goto(f"{hub_url}hub/login")
     await page.fill("#username_input", name)
     await page.fill("#password_input", "any")
     await page.click("#login_submit")

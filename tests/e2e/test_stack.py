@@ -66,7 +66,7 @@ async def test_browser_form_spawn_shows_progress_and_opens_jupyterlab(
 ):
     name = "e2e-form"
     await page.context.add_init_script(RECORD_PROGRESS_JS)
-    await browser_login(page, e2e_hub, name)
+    await browser_login(page, e2e_hub.url, name)
     await page.goto(f"{e2e_hub.url}hub/spawn/{name}")
     await page.check('input[name="profile"][value="notebook"]')
     await page.select_option('select[name="notebook.partition"]', "debug")
@@ -91,7 +91,7 @@ async def test_browser_form_spawn_shows_progress_and_opens_jupyterlab(
 
 async def test_failing_job_shows_reason_and_log_tail_on_spawn_page(e2e_hub: E2EHub, page):
     name = "e2e-broken"
-    await browser_login(page, e2e_hub, name)
+    await browser_login(page, e2e_hub.url, name)
     await page.goto(f"{e2e_hub.url}hub/spawn/{name}")
     await page.check('input[name="profile"][value="broken"]')
     await page.click('#spawn_form [type="submit"]')
@@ -124,7 +124,7 @@ async def test_pending_job_stays_pending_while_queue_is_full_and_page_says_why(
         await wait_for(
             lambda: (job_line(filler) or "").startswith("RUNNING"), 60, "the filler job to run"
         )
-        await browser_login(page, e2e_hub, name)
+        await browser_login(page, e2e_hub.url, name)
         r = await e2e_hub.spawn(name, {"profile": "notebook", "partition": "debug"})
         assert r.status_code in (201, 202), r.text
         await page.goto(f"{e2e_hub.url}hub/spawn-pending/{name}")

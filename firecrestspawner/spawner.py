@@ -817,7 +817,8 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         when it came from userinfo).
         """
         if request.profile:
-            return {"cmd", "prologue", "epilogue", "options", "srun"} & set(request.variables)
+            admin = {"cmd", "prologue", "epilogue", "options", "srun"} & set(request.variables)
+            return admin - set(self.profile_user_variables())
         trusted = {name[4:] for name in self.trait_names() if name.startswith("req_")}
         trusted |= {"cmd"}
         trusted -= {"username", "homedir"}

@@ -767,6 +767,12 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
     # ------------------------------------------------------------ start
 
     def _check_config(self, request: SpawnRequest) -> None:
+        if self.batchspawner_singleuser_cmd != "batchspawner-singleuser":
+            self.log.warning(
+                "Spawner.batchspawner_singleuser_cmd is set but unused: "
+                "the job runs Spawner.cmd (start it with %s)",
+                _WRAPPER,
+            )
         cmd = self.cmd if isinstance(self.cmd, list) else shlex.split(str(self.cmd))
         if self.api_token_delivery == "file" and (  # noqa: S105 - an option value
             not cmd or os.path.basename(str(cmd[0])) != _WRAPPER

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from unittest import mock
 
 import httpx
@@ -51,7 +52,10 @@ async def server_model(app, name):
 
 
 @pytest.mark.parametrize("delivery", ["file", "env"])
-async def test_hub_spawns_real_server_and_stops_it(app, fcs_user, emulator, workroot, delivery):
+async def test_hub_spawns_real_server_and_stops_it(
+    app, fcs_user, emulator, workroot, delivery, caplog
+):
+    caplog.set_level(logging.DEBUG)
     cls = configured(emulator, workroot, api_token_delivery=delivery)
     name = fcs_user.name
     with mock.patch.dict(app.tornado_settings, {"spawner_class": cls}):
@@ -66,6 +70,7 @@ async def test_hub_spawns_real_server_and_stops_it(app, fcs_user, emulator, work
         spawner = app.users[name].spawner
         assert isinstance(spawner, cls)
         job_id = spawner.job_id
+        api_token = spawner.api_token
         assert job_id
         assert spawner.server.port == spawner._port
         assert spawner.server.ip == "127.0.0.1"
@@ -85,6 +90,11 @@ async def test_hub_spawns_real_server_and_stops_it(app, fcs_user, emulator, work
             return (await server_model(app, name)) is None
 
         await wait_for(stopped)
+    # The server's API token reached the job, but no log line of the hub.
+    assert api_token
+    assert api_token not in caplog.text
+    backend = emulator.emulator.backends[emulator.system]
+    assert api_token not in (backend._jobs[job_id].record.script or "")
     jobs = [j for j in emulator.admin.jobs() if j["jobId"] == job_id]
     assert jobs
     assert jobs[0]["status"]["state"].split()[0] in ("CANCELLED", "COMPLETING", "COMPLETED")

@@ -8,6 +8,7 @@ test checks that no job of this hub is left in Slurm.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import subprocess
 
@@ -180,10 +181,10 @@ async def test_hub_restart_keeps_server_reachable_and_stoppable(e2e_hub: E2EHub)
     await e2e_hub.stop(name, job_id)
 
 
-def test_no_job_of_this_hub_is_left_in_slurm():
-    left = [
-        line
-        for line in squeue("-o", "%i %j %T")
-        if line.split()[1].startswith(f"fcs.{HUB_ID}.") or line.split()[1] == "e2e-filler"
-    ]
-    assert left == []
+def test_no_job_of_this_hub_is_left_in_slurm(slurm):
+    jobs = squeue("-o", "%i %j %T")
+    ours = [j for j in jobs if j.split()[1].startswith(f"fcs.{HUB_ID}.") or "e2e-filler" in j]
+    assert ours == []
+    if os.environ.get("CI") == "true":
+        # CI runs one suite at a time on its own Slurm: nothing at all is left.
+        assert jobs == []

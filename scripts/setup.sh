@@ -28,6 +28,10 @@ done
 if ! "${PYTHON:-python3}" -c 'import ensurepip' >/dev/null 2>&1; then
   missing+=("python3-venv")
 fi
+# Debian packages npm apart from nodejs.
+if command -v node >/dev/null 2>&1 && ! command -v npm >/dev/null 2>&1; then
+  missing+=("npm")
+fi
 if [ ${#missing[@]} -eq 0 ]; then
   say "system packages present (${apt_packages[*]})"
 elif [ "${SETUP_SKIP_APT:-0}" = 1 ]; then

@@ -882,20 +882,20 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         deadline = loop.time() + self.start_timeout
         register_secret(self.api_token)
         self.clear_state_for_spawn()
-        if self._orphans:
-            await self._cancel_orphans()
-        request = await self._resolve_request()
-        self._check_config(request)
-        self._system = request.system
-        self._url = request.firecrest_url
-        self._profile = request.profile
-        self._spawn_id = naming.new_spawn_id()
-        self._job_name = naming.job_name(
-            self.hub_id, self.user.name, self.name or "", self._spawn_id
-        )
-        self._port_waiter = PortWaiter()
-        self._set_phase("submitting")
         try:
+            if self._orphans:
+                await self._cancel_orphans()
+            request = await self._resolve_request()
+            self._check_config(request)
+            self._system = request.system
+            self._url = request.firecrest_url
+            self._profile = request.profile
+            self._spawn_id = naming.new_spawn_id()
+            self._job_name = naming.job_name(
+                self.hub_id, self.user.name, self.name or "", self._spawn_id
+            )
+            self._port_waiter = PortWaiter()
+            self._set_phase("submitting")
             variables = await self._template_variables(request)
             script = self._render(request, variables)
             token_file = None
@@ -929,6 +929,7 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
             self._pending_submit = None
             if self._port_waiter is not None:
                 self._port_waiter.close()
+                self._port_waiter = None
 
     def _set_phase(self, phase: str) -> None:
         self._phase = phase
@@ -952,6 +953,7 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         self._progress_log = []
         self._seen = False
         self._job = None
+        self._submit_unknown = False
         self._host = ""
         self._port = 0
         self._log_path = ""
@@ -989,6 +991,9 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         self.log.info(
             "Submitting job %s for %s to %s", self._job_name, self.user.name, request.system
         )
+        # Until FirecREST answers, a job may exist under our name (a timeout or
+        # cancellation of start() can interrupt the request after it was sent).
+        self._submit_unknown = True
         try:
             job_id = await client.submit(
                 request.system,
@@ -998,10 +1003,10 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
                 env=env,
             )
         except SessionExpired as e:
+            self._submit_unknown = False
             self.access_token_is_valid = False
             raise e.spawn_error() from None
         except fc.SubmitOutcomeUnknown as e:
-            self._submit_unknown = True
             raise spawn_error(
                 "The batch job could not be submitted: FirecREST did not answer clearly "
                 "and could not be asked whether the job exists. Please try again later.",
@@ -1010,6 +1015,8 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
                 status_code=503,
             ) from None
         except Exception as e:  # noqa: BLE001 - reported to the user, not swallowed
+            # A definite answer (or a retry that proved the job absent): no job.
+            self._submit_unknown = False
             raise spawn_error(
                 f"The batch job could not be submitted: {fc.error_message(e)}",
                 reason="submit-failed",
@@ -1017,6 +1024,7 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
                 status_code=503 if fc.is_transient(e) else 400,
             ) from None
         # No await between here and the end of this method.
+        self._submit_unknown = False
         self.job_id = job_id
         self.job_status = "PENDING"
         self._log_path = log_path(request.workdir, self._job_name)
@@ -1119,7 +1127,7 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
 
     async def _cleanup_failed_start(self, error: BaseException) -> None:
         """Cancel the job of a failed, timed-out or cancelled start (no orphans)."""
-        if not self.job_id and not self._job_name:
+        if not self.job_id and not self._submit_unknown:
             return
         if self.job_id and self._job is not None and states.is_gone(states.state_of(self._job)):
             return  # the job already ended: nothing to cancel
@@ -1145,7 +1153,7 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
     async def _cancel_any(self) -> None:
         if self.job_id:
             await self.cancel_batch_job()
-        elif self._job_name:
+        elif self._job_name and self._submit_unknown:
             await self._cancel_by_name()
 
     # ------------------------------------------------------------ stop
@@ -1168,10 +1176,28 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         """After an ambiguous submit: cancel whatever job carries our name."""
         system = self._current_system()
 
+        name = self._job_name
+        loop = asyncio.get_running_loop()
+        # An interrupted submit may still create the job a moment later, and
+        # Slurm may list a new job late: keep looking for a short while.
+        deadline = loop.time() + self._client_settings().lookup_grace
+
         async def cancel_named(client: fc.FirecrestClient) -> None:
-            for job in await client.jobs_named(system, self._job_name):
-                await client.cancel(system, str(job["jobId"]))
-                self.log.info("Cancelled job %s found by name %s", job["jobId"], self._job_name)
+            delay = 0.5
+            while True:
+                jobs = await client.jobs_named(system, name)
+                for job in jobs:
+                    if states.is_gone(states.state_of(job)):
+                        continue
+                    try:
+                        await client.cancel(system, str(job["jobId"]))
+                    except fc.CancelNotAccepted:
+                        continue
+                    self.log.info("Cancelled job %s found by name %s", job["jobId"], name)
+                if jobs or loop.time() >= deadline:
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
         await self._as_canceller(cancel_named)
 

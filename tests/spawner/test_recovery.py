@@ -236,3 +236,27 @@ async def test_failed_stop_leaves_no_orphan_after_the_hub_clears_state(
     assert not live(emulator, old_name)
     assert "orphans" not in fresh.get_state()
     await fresh.stop()
+
+
+async def test_start_cancelled_during_submit_leaves_no_job(fcs_user, emulator, workroot):
+    spawner = new_spawner(fcs_user, emulator, workroot, batch_script=SLEEPER)
+    # FirecREST is slow to answer the submit; the hub gives up meanwhile.
+    emulator.admin.set_faults(
+        rules=[{"route": "POST /compute/*/jobs", "effect": "latency", "delay": 1.5, "times": 1}]
+    )
+    task = asyncio.ensure_future(spawner.start())
+    while not spawner._submit_unknown:
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    name = spawner._job_name
+    assert not spawner.job_id
+    # Whatever the emulator created after the lost request is cancelled, by
+    # start()'s cleanup or by the hub's poll()+stop() that follows.
+    if await spawner.poll() is None:
+        await spawner.stop()
+    await asyncio.sleep(2)
+    assert jobs_named(emulator, name), "the slow submit did create the job"
+    assert not live(emulator, name)

@@ -78,3 +78,13 @@ def test_error_message_is_redacted():
     exc.responses[-1]._content = b'{"message": "bad token=abcdefghijkl123"}'
     assert "abcdefghijkl123" not in fc.error_message(exc)
     assert fc.describe(exc).startswith("HTTP 500")
+
+
+async def test_retry_hook_honours_and_caps_retry_after():
+    settings = fc.ClientSettings(max_retry_after=5)
+    client = fc.get_client("http://f7t-hook", "sa:x", Auth("t"), settings)
+    assert client._retry_hook(_error(429, {"Retry-After": "2"})) == 2.0
+    assert client._retry_hook(_error(429, {"Retry-After": "100"})) == 5.0
+    assert client._retry_hook(_error(503)) is True
+    assert client._retry_hook(_error(404)) is False
+    await fc.close_all()

@@ -27,6 +27,7 @@ from typing import Any
 
 from jupyterhub.spawner import Spawner
 from jupyterhub.traitlets import Command
+from sqlalchemy.orm import object_session
 from traitlets import Any as AnyTrait
 from traitlets import Bool, CaselessStrEnum, Float, Integer, Unicode, Union, default
 
@@ -462,6 +463,8 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         #: Jobs whose cancellation could not be confirmed; they survive
         #: clear_state() and are cancelled again at the next start().
         self._orphans: list[dict[str, str]] = []
+        #: The current job is positively gone (terminal state or not found).
+        self._ended = False
 
     # ------------------------------------------------------------ state
 
@@ -516,8 +519,11 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
 
         Jobs whose cancellation failed are kept (``orphans``) and cancelled
         again at the next start, since the hub clears the state even when
-        ``stop()`` failed.
+        ``stop()`` failed; so is a job not known to have ended (for example
+        one loaded from the state of a spawn interrupted by a hub restart).
         """
+        if self.job_id and not self._ended:
+            self._remember_orphan()
         super().clear_state()
         self.job_id = ""
         self.job_status = ""
@@ -529,6 +535,7 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         self._job = None
         self._unknown_since = None
         self._submit_unknown = False
+        self._ended = False
 
     # ------------------------------------------------------------ template variables
 
@@ -686,12 +693,14 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         recent = time.time() - self._submitted_at < self.not_found_grace_period
         if not self._seen and self._submitted_at and recent:
             return JobStatus.PENDING
+        self._ended = True
         return JobStatus.NOTFOUND
 
     def _classify(self) -> JobStatus:
         if self.state_isunknown():
             return JobStatus.UNKNOWN
         if states.is_gone(self.job_status):
+            self._ended = True
             return JobStatus.NOTFOUND
         if self.state_isrunning():
             return JobStatus.RUNNING
@@ -1025,11 +1034,31 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
             ) from None
         # No await between here and the end of this method.
         self._submit_unknown = False
+        self._ended = False
         self.job_id = job_id
         self.job_status = "PENDING"
         self._log_path = log_path(request.workdir, self._job_name)
         status_cache.get_status(request.firecrest_url, request.system).invalidate(job_id)
         self.log.info("Job %s (%s) submitted for %s", job_id, self._job_name, self.user.name)
+        self._persist_state()
+
+    def _persist_state(self) -> None:
+        """Save the state now, not only when the spawn succeeds.
+
+        JupyterHub persists ``get_state()`` after ``start()`` returns; a hub
+        restart during a queued spawn would lose the job. With the state saved
+        here, the restarted hub polls the job and stops (cancels) it.
+        """
+        orm_spawner = getattr(self, "orm_spawner", None)
+        session = object_session(orm_spawner) if orm_spawner is not None else None
+        if session is None:
+            return
+        try:
+            orm_spawner.state = self.get_state()
+            session.commit()
+        except Exception as e:  # noqa: BLE001 - the spawn goes on; the hub saves later
+            session.rollback()
+            self.log.warning("Could not save the state of %s early: %s", self._log_name, e)
 
     async def _wait_until_running(self, deadline: float) -> None:
         loop = asyncio.get_running_loop()

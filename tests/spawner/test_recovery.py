@@ -260,3 +260,40 @@ async def test_start_cancelled_during_submit_leaves_no_job(fcs_user, emulator, w
     await asyncio.sleep(2)
     assert jobs_named(emulator, name), "the slow submit did create the job"
     assert not live(emulator, name)
+
+
+async def test_state_is_saved_right_after_submit(fcs_user, emulator, workroot):
+    spawner = new_spawner(fcs_user, emulator, workroot, batch_script=SLEEPER)
+    task = asyncio.ensure_future(spawner.start())
+    try:
+        while not spawner.job_id:
+            await asyncio.sleep(0.02)
+        # Before start() returns (JupyterHub saves the state only then), the
+        # database already knows the job.
+        saved = spawner.orm_spawner.state
+        assert saved["job_id"] == spawner.job_id
+        assert saved["system"] == emulator.system
+        assert saved["job_name"] == spawner._job_name
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_job_of_an_interrupted_spawn_is_cancelled_at_the_next_start(
+    fcs_user, emulator, workroot
+):
+    spawner = new_spawner(fcs_user, emulator, workroot, batch_script=SLEEPER)
+    await started(spawner)
+    old_name = spawner._job_name
+    # The hub went down before it saw the server come up; after the restart
+    # it loads the saved state and, at the next spawn, calls clear_state().
+    fresh = new_spawner(fcs_user, emulator, workroot, batch_script=SLEEPER)
+    fresh.load_state(spawner.orm_spawner.state)
+    fresh.clear_state()
+    assert [o["job_name"] for o in fresh.get_state()["orphans"]] == [old_name]
+    await started(fresh)
+    assert not live(emulator, old_name)
+    await fresh.stop()
+    fresh.clear_state()
+    assert "orphans" not in fresh.get_state()

@@ -1050,7 +1050,9 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         here, the restarted hub polls the job and stops (cancels) it.
         """
         orm_spawner = getattr(self, "orm_spawner", None)
-        session = object_session(orm_spawner) if orm_spawner is not None else None
+        if orm_spawner is None:
+            return
+        session = object_session(orm_spawner)
         if session is None:
             return
         try:

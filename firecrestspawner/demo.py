@@ -458,16 +458,21 @@ def _terminate_group(proc: subprocess.Popen[bytes], timeout: float) -> None:
 
 @contextlib.contextmanager
 def _signals_raise_interrupt() -> Iterator[None]:
-    """SIGTERM ends the demo like Ctrl-C does."""
+    """Ctrl-C and SIGTERM end the demo (KeyboardInterrupt).
+
+    SIGINT is set explicitly: a shell starting the demo in the background
+    without job control makes it ignore SIGINT, and Python then keeps it ignored.
+    """
 
     def handler(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
@@ -556,8 +561,9 @@ def run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             print("\nStopping: cancelling jobs, stopping JupyterHub and the emulator ...")
         finally:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut cleanup
+            # A second Ctrl-C must not cut the clean-up short.
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_IGN)
             stack.stop()
-            signal.signal(signal.SIGINT, signal.default_int_handler)
     print("Stopped.")
     return status

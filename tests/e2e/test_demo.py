@@ -133,7 +133,11 @@ async def test_demo_command_on_slurm_and_ctrl_c_cancels_its_jobs(slurm, chp, tmp
         assert "Stopped." in rest
         assert job_line(mine[0]) is None, f"job {mine[0]} still in squeue"
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(30)
+        if proc.poll() is None:  # the demo's own clean-up first: its children are not ours
+            proc.terminate()
+            try:
+                proc.wait(120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(30)
     assert not Path(tmp_path / "demo" / "hub" / "jupyterhub.pid").exists()

@@ -137,6 +137,14 @@ async def test_port_handler_refuses_anything_but_a_port(app, fcs_user, emulator,
         await wait_for(lambda: _is_none(server_model(app, name)))
 
 
+def next_event(lines):
+    """The next ``data:`` event of a server-sent event stream, or None at its end."""
+    for line in lines:
+        if line.startswith("data:"):
+            return json.loads(line.split(":", 1)[1])
+    return None
+
+
 async def _is_none(coro):
     return (await coro) is None
 
@@ -167,3 +175,36 @@ async def test_hub_start_timeout_cancels_the_job(app, fcs_user, emulator, workro
     ]
     assert len(jobs) == 1
     assert jobs[0]["status"]["state"].split()[0] in ("CANCELLED", "COMPLETING")
+
+
+async def test_progress_stream_through_the_hub(
+    request, app, no_patience, fcs_user, emulator, workroot
+):
+    from jupyterhub.tests.utils import async_requests
+
+    cls = configured(emulator, workroot)
+    name = fcs_user.name
+    with mock.patch.dict(app.tornado_settings, {"spawner_class": cls}):
+        r = await api_request(app, "users", name, "server", method="post")
+        assert r.status_code == 202, r.text
+        r = await api_request(app, "users", name, "server/progress", stream=True)
+        r.raise_for_status()
+        request.addfinalizer(r.close)
+        lines = iter(r.iter_lines(decode_unicode=True))
+        events = []
+        while True:
+            event = await async_requests.executor.submit(next_event, lines)
+            if event is None:
+                break
+            events.append(event)
+            if event.get("ready") or event.get("failed"):
+                break
+        messages = [e["message"] for e in events]
+        assert events[-1].get("ready"), messages
+        assert any("Submit" in m for m in messages), messages
+        assert any("waiting for the server" in m for m in messages), messages
+        for event in events[:-1]:
+            assert "<" not in event.get("html_message", "")
+        r = await api_request(app, "users", name, "server", method="delete")
+        assert r.status_code in (202, 204)
+        await wait_for(lambda: _is_none(server_model(app, name)))

@@ -6,6 +6,9 @@ request is preceded by a token request to the identity provider. Everything
 else (client pool, retries, start() logic) is the same code, so the ratios
 measure exactly the two switches.
 
+Each spawner has its own HTTP client (the existing firecrestspawner creates
+one per call); the first use costs one TLS context, later polls reuse it.
+
 Switched off by overriding three private methods of ``FirecRESTSpawnerBase``
 (``_observe``, ``_user_client``, ``_service_client``): the spawner has no
 public switch for them. If the spawner's internals change, the CI run in
@@ -71,9 +74,11 @@ class BaselineSpawner(SlurmSpawner):
                 self.service_account_client_secret,
                 self.service_account_token_url,
             )
+        # One client per spawner, as the existing firecrestspawner makes its own
+        # client per call: N polls never queue in one shared connection pool.
         return fc.get_client(
             self._current_url(),
-            f"baseline-sa:{self.service_account_client_id}",
+            f"baseline-sa:{self.service_account_client_id}:{self.user.name}:{self.name}",
             cred,
             self._client_settings(),
         )

@@ -97,6 +97,15 @@ class EmulatorHandle:
         return {"firecrest": firecrest, "idp": idp, "endpoints": c["endpoints"]}
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGTERM the emulator when the harness dies (no orphan servers)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 @contextlib.contextmanager
 def emulator_process(config: EmulatorConfig) -> Iterator[EmulatorHandle]:
     """Run ``firecrestspawner emulator`` in a child process on a free port."""
@@ -116,6 +125,7 @@ def emulator_process(config: EmulatorConfig) -> Iterator[EmulatorHandle]:
         stderr=subprocess.DEVNULL,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        preexec_fn=_die_with_parent,
     )
     url = ""
     deadline = time.monotonic() + 60

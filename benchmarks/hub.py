@@ -9,12 +9,15 @@ JupyterHub's ``tests/test_spawner.py``; auth_state is encrypted with a
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 # The crypt key must exist before JupyterHub's CryptKeeper is first used.
 os.environ.setdefault("JUPYTERHUB_CRYPT_KEY", secrets.token_hex(32))
@@ -35,6 +38,11 @@ class BenchHub:
     def __init__(self, emulator: EmulatorHandle) -> None:
         self.emulator = emulator
         self.db = orm.new_session_factory("sqlite:///:memory:")()
+        # JupyterHub's alembic setup (logging.config.fileConfig) disables loggers
+        # that exist already, ours included, and sets the root level to WARNING.
+        bench_log = logging.getLogger("benchmarks")
+        bench_log.disabled = False
+        bench_log.setLevel(logging.INFO)
         self.hub = Hub()
         self.settings: dict[str, Any] = {"hub": self.hub, "config": None}
         self.workroot = Path(tempfile.mkdtemp(prefix="fcs-bench-", dir="/tmp"))
@@ -47,23 +55,19 @@ class BenchHub:
 
     async def add_users(self, names: list[str], refresh_tokens: bool = True) -> list[User]:
         """Users with a refresh token of the emulator's IdP in their auth_state."""
-        tokens: list[str] = []
-        if refresh_tokens:
-            tokens = await asyncio.to_thread(
-                lambda: [self.emulator.issue_refresh_token(n) for n in names]
-            )
-        users = []
+        tokens = await issue_tokens(self.emulator, names, "refresh") if refresh_tokens else []
+        orm_users = []
         for name in names:
             orm_user = orm.User(name=name)
             self.db.add(orm_user)
-            users.append(orm_user)
+            self.db.add(orm.Spawner(name="", user=orm_user))
+            orm_users.append(orm_user)
             (self.workroot / name).mkdir(exist_ok=True)
         self.db.commit()
-        wrapped = [User(u, self.settings, db=self.db) for u in users]
+        wrapped = [User(u, self.settings, db=self.db) for u in orm_users]
         for i, user in enumerate(wrapped):
-            user._new_orm_spawner("", "")
             if tokens:
-                user.encrypted_auth_state = await _encrypt({"refresh_token": tokens[i]})
+                user.orm_user.encrypted_auth_state = await _encrypt({"refresh_token": tokens[i]})
         self.db.commit()
         self.users.extend(wrapped)
         return wrapped
@@ -100,6 +104,28 @@ class BenchHub:
         user.spawners[""] = spawner
         spawner.api_token = secrets.token_hex(16)
         return spawner
+
+
+async def issue_tokens(
+    emulator: EmulatorHandle,
+    names: list[str],
+    kind: str,
+    lifetime: int | None = None,
+    concurrency: int = 32,
+) -> list[str]:
+    """Tokens of the emulator's IdP for ``names`` (its admin API, concurrently)."""
+    sem = asyncio.Semaphore(concurrency)
+    headers = {"Authorization": f"Bearer {emulator.config.admin_token}"}
+    async with httpx.AsyncClient(base_url=emulator.url, timeout=60, headers=headers) as http:
+
+        async def one(name: str) -> str:
+            body = {"username": name, "type": kind, "lifetime": lifetime}
+            async with sem:
+                r = await http.post("/_emulator/tokens", json=body)
+            r.raise_for_status()
+            return str(r.json()["token"])
+
+        return list(await asyncio.gather(*(one(n) for n in names)))
 
 
 async def _encrypt(data: dict) -> bytes:

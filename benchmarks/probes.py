@@ -25,12 +25,14 @@ class LagProbe:
         self.interval = interval
         self.samples: list[float] = []
         self._task: asyncio.Task | None = None
+        self._sleeping_since: float | None = None
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            t0 = loop.time()
+            t0 = self._sleeping_since = loop.time()
             await asyncio.sleep(self.interval)
+            self._sleeping_since = None
             self.samples.append(max(0.0, loop.time() - t0 - self.interval))
 
     def start(self) -> LagProbe:
@@ -39,6 +41,12 @@ class LagProbe:
         return self
 
     async def stop(self) -> dict[str, float]:
+        # A sleep still unfinished counts with the overshoot it has so far
+        # (a loop blocked for the whole window must not look idle).
+        if self._sleeping_since is not None:
+            late = asyncio.get_running_loop().time() - self._sleeping_since - self.interval
+            if late > 0:
+                self.samples.append(late)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -140,16 +140,18 @@ def _ratio(ours: float, base: float) -> str:
 
 def steady_table(results: list[dict[str, Any]]) -> str:
     rows = [
-        "| N | mode | rounds | FirecREST req / interval | IdP req / interval | loop lag p50 / p99 / max (ms) | CPU s / round | memory / server (KiB, tracemalloc / RSS) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| N | mode | rounds | FirecREST req / interval | IdP req / interval | loop lag p50 / p99 / max (ms) | CPU s / round | memory / server (KiB, tracemalloc / RSS) | start-up poll of all (s) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lag = r["lag"]
         rows.append(
-            f"| {r['n']} | {r['mode']} | {_f(r['rounds'])} | {_f(r['firecrest_per_interval'])} "
+            f"| {r['n']} | {r['mode']} | {_f(r['rounds'])} of {r['intervals']} "
+            f"| {_f(r['firecrest_per_interval'])} "
             f"| {_f(r['idp_per_interval'])} | {_f(lag['lag_p50_ms'])} / {_f(lag['lag_p99_ms'])} / "
             f"{_f(lag['lag_max_ms'], 0)} | {_f(r['cpu_per_round_s'], 3)} "
-            f"| {_f(r['mem_per_server_kib'])} / {_f(r['rss_per_server_kib'])} |"
+            f"| {_f(r['mem_per_server_kib'])} / {_f(r['rss_per_server_kib'])} "
+            f"| {_f(r['startup_poll_s'])} |"
         )
     rows += [
         "",
@@ -229,15 +231,20 @@ async def main_async(preset: Preset, only: set[str], log: logging.Logger) -> dic
         for n in preset.sizes:
             for mode in preset.steady_modes[n]:
                 log.info("steady state: N=%d %s", n, mode)
-                with emulator_process(bench_config()) as emu:
-                    r = await run_steady(
-                        emu,
-                        n,
-                        mode,
-                        poll_interval=preset.poll_interval,
-                        status_max_age=preset.status_max_age,
-                        rounds=preset.rounds,
-                    )
+                try:
+                    with emulator_process(bench_config()) as emu:
+                        r = await run_steady(
+                            emu,
+                            n,
+                            mode,
+                            poll_interval=preset.poll_interval,
+                            status_max_age=preset.status_max_age,
+                            rounds=preset.rounds,
+                        )
+                except Exception as e:
+                    log.exception("steady state N=%d %s failed", n, mode)
+                    out.setdefault("failures", []).append(f"steady {n} {mode}: {e!r}")
+                    continue
                 d = r.as_dict()
                 d["loadavg"] = os.getloadavg()
                 out["steady"].append(d)
@@ -247,8 +254,13 @@ async def main_async(preset: Preset, only: set[str], log: logging.Logger) -> dic
         for n in preset.storms:
             for mode in preset.storm_modes:
                 log.info("spawn storm: %d spawns %s", n, mode)
-                with emulator_process(bench_config(queue_delay=preset.queue_delay)) as emu:
-                    r = await run_storm(emu, n, mode, queue_delay=preset.queue_delay)
+                try:
+                    with emulator_process(bench_config(queue_delay=preset.queue_delay)) as emu:
+                        r = await run_storm(emu, n, mode, queue_delay=preset.queue_delay)
+                except Exception as e:
+                    log.exception("storm %d %s failed", n, mode)
+                    out.setdefault("failures", []).append(f"storm {n} {mode}: {e!r}")
+                    continue
                 d = r.as_dict()
                 d["loadavg"] = os.getloadavg()
                 out["storm"].append(d)
@@ -295,6 +307,8 @@ def report(out: dict[str, Any]) -> str:
             "",
             storm_table(out["storm"]),
         ]
+    if out.get("failures"):
+        parts += ["", "Failed scenarios: " + "; ".join(out["failures"])]
     if out.get("validate") or out.get("form"):
         parts += ["", "### Profiles", "", profiles_table(out.get("validate"), out.get("form"))]
     return "\n".join(parts)
@@ -322,7 +336,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.storms:
         preset.storms = [int(s) for s in args.storms.split(",")]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    for noisy in ("alembic", "JupyterHub", "traitlets", "firecrestspawner", "httpx", "tornado"):
+    for noisy in (
+        *("alembic", "JupyterHub", "traitlets", "firecrestspawner", "httpx", "tornado"),
+        "stamina",
+    ):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     log = logging.getLogger("benchmarks")
     t0 = time.monotonic()

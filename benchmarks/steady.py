@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import secrets
 import time
 import tracemalloc
@@ -20,8 +21,10 @@ import httpx
 
 from . import baseline
 from .emulator import EmulatorHandle
-from .hub import BenchHub, reset_shared_state
+from .hub import BenchHub, issue_tokens, reset_shared_state
 from .probes import CpuTimer, LagProbe, rss_bytes
+
+log = logging.getLogger("benchmarks")
 
 MODES = ("ours", "ours-user", "baseline")
 JOB_SCRIPT = "#!/bin/bash\n#SBATCH --job-name={name}\nsleep infinity\n"
@@ -32,12 +35,17 @@ class SteadyResult:
     mode: str
     n: int
     poll_interval: float
+    #: Poll rounds started in the window (polls / N); fewer than measured
+    #: intervals means the hub could not keep up with poll_interval.
     rounds: float
+    intervals: int
     firecrest_per_interval: float
     idp_per_interval: float
     cpu_per_round_s: float
     mem_per_server_kib: float
     rss_per_server_kib: float
+    #: The hub's start-up check: every server polled at once (seconds).
+    startup_poll_s: float
     lag: dict[str, float] = field(default_factory=dict)
     endpoints: dict[str, int] = field(default_factory=dict)
 
@@ -47,9 +55,7 @@ class SteadyResult:
 
 async def submit_jobs(emu: EmulatorHandle, hub: BenchHub, users: list, concurrency: int = 32):
     """One running job per user, submitted as that user; returns state dicts."""
-    tokens = await asyncio.to_thread(
-        lambda: [emu.issue_access_token(u.name, lifetime=3600) for u in users]
-    )
+    tokens = await issue_tokens(emu, [u.name for u in users], "access", lifetime=3600)
     sem = asyncio.Semaphore(concurrency)
     states: list[dict[str, Any]] = [{} for _ in users]
 
@@ -100,19 +106,29 @@ def make_spawners(hub: BenchHub, users: list, states: list[dict], mode: str, **t
 
 
 class PollCounter:
-    """Counts poll() calls by wrapping each spawner's bound method."""
+    """Counts poll() calls (started and in flight) by wrapping each spawner's method."""
 
     def __init__(self, spawners: list) -> None:
         self.count = 0
+        self.active = 0
         for s in spawners:
             s.poll = self._wrap(s.poll)
 
     def _wrap(self, poll):
         async def counted():
             self.count += 1
-            return await poll()
+            self.active += 1
+            try:
+                return await poll()
+            finally:
+                self.active -= 1
 
         return counted
+
+    async def drain(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self.active and time.monotonic() < deadline:  # noqa: ASYNC110 - a bounded drain
+            await asyncio.sleep(0.1)
 
 
 async def run_steady(
@@ -124,14 +140,21 @@ async def run_steady(
     status_max_age: float,
     rounds: int,
     measure_memory: bool = True,
+    startup_timeout: float = 240,
 ) -> SteadyResult:
     """One steady-state measurement; ``emu`` must be fresh (no other jobs)."""
     await reset_shared_state()
     baseline.reset()
     hub = BenchHub(emu)
     try:
-        users = await hub.add_users([f"{mode.replace('-', '')}{n}u{i}" for i in range(n)])
+        # Polling with the service account never reads the users' auth_state.
+        users = await hub.add_users(
+            [f"{mode.replace('-', '')}{n}u{i}" for i in range(n)],
+            refresh_tokens=(mode == "ours-user"),
+        )
+        log.info("  %d users", n)
         states = await submit_jobs(emu, hub, users)
+        log.info("  %d jobs", n)
 
         gc.collect()
         rss0 = rss_bytes()
@@ -146,9 +169,20 @@ async def run_steady(
             status_max_age=status_max_age,
         )
         # The hub's start-up check: every server polled at once.
-        first = await asyncio.gather(*(s.poll() for s in spawners))
-        if any(code is not None for code in first):
-            raise RuntimeError(f"{sum(c is not None for c in first)} servers not running")
+        log.info("  %d spawners", n)
+        t0 = time.monotonic()
+        try:
+            first = await asyncio.wait_for(
+                asyncio.gather(*(s.poll() for s in spawners)), startup_timeout
+            )
+        except (asyncio.TimeoutError, TimeoutError):
+            startup_poll_s = float("inf")
+            log.warning("  start-up poll of all servers: not done in %.0f s", startup_timeout)
+        else:
+            startup_poll_s = time.monotonic() - t0
+            log.info("  start-up poll of all servers: %.1f s", startup_poll_s)
+            if any(code is not None for code in first):
+                raise RuntimeError(f"{sum(c is not None for c in first)} servers not running")
         mem = tracemalloc.get_traced_memory()[0] / n if measure_memory else float("nan")
         if measure_memory:
             tracemalloc.stop()
@@ -170,18 +204,22 @@ async def run_steady(
         lag = await probe.stop()
         counts = await asyncio.to_thread(emu.counts)
         done = (counter.count - polls0) / n
+        per = (lambda x: x / done) if done > 0 else (lambda x: float("nan"))
         for s in spawners:
             s.stop_polling()
+        await counter.drain(120)
         return SteadyResult(
             mode=mode,
             n=n,
             poll_interval=poll_interval,
             rounds=done,
-            firecrest_per_interval=counts["firecrest"] / max(done, 1e-9),
-            idp_per_interval=counts["idp"] / max(done, 1e-9),
-            cpu_per_round_s=cpu_s / max(done, 1e-9),
+            intervals=rounds,
+            firecrest_per_interval=per(counts["firecrest"]),
+            idp_per_interval=per(counts["idp"]),
+            cpu_per_round_s=per(cpu_s),
             mem_per_server_kib=mem / 1024,
             rss_per_server_kib=rss / 1024,
+            startup_poll_s=startup_poll_s,
             lag=lag,
             endpoints=counts["endpoints"],
         )

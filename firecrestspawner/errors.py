@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import html
 
+from typing import Any
+
 from tornado.web import HTTPError
 
+_SpawnException: Any
 try:  # JupyterHub >= 6
     from jupyterhub.spawner import SpawnException as _SpawnException
 except ImportError:  # pragma: no cover - JupyterHub 5.x

@@ -21,6 +21,7 @@ from . import baseline
 from .emulator import EmulatorHandle
 from .hub import BenchHub, reset_shared_state
 from .probes import CpuTimer, LagProbe, percentile
+from .whatif import variant, variant_traits
 
 
 @dataclass
@@ -33,6 +34,9 @@ class StormResult:
     overhead_p50_s: float
     overhead_p95_s: float
     overhead_max_s: float
+    #: Part of the overhead before the job exists: start() to submit (p50, p95).
+    to_submit_p50_s: float
+    to_submit_p95_s: float
     firecrest_per_spawn: float
     idp_per_spawn: float
     cpu_s: float
@@ -67,8 +71,14 @@ async def _consume_progress(spawner: Any) -> int:
     return events
 
 
-async def spawn_all(spawners: list, queue_delay: float) -> tuple[list[float], list[str], int]:
-    """Start every spawner at once; (durations of the successful, errors, events)."""
+async def spawn_all(
+    spawners: list, queue_delay: float, to_submit: list[float] | None = None
+) -> tuple[list[float], list[str], int]:
+    """Start every spawner at once; (durations of the successful, errors, events).
+
+    ``to_submit`` receives, per successful spawn, the seconds from ``start()``
+    to the moment the spawner submitted the job.
+    """
     stop = asyncio.Event()
     reporter = asyncio.ensure_future(_report_ports(spawners, stop))
     durations: list[float] = []
@@ -76,12 +86,15 @@ async def spawn_all(spawners: list, queue_delay: float) -> tuple[list[float], li
 
     async def timed(s: Any) -> None:
         t0 = time.monotonic()
+        wall0 = time.time()
         try:
             await s.start()
         except Exception as e:  # noqa: BLE001 - counted and reported
             errors.append(f"{type(e).__name__}: {e}"[:300])
             return
         durations.append(time.monotonic() - t0)
+        if to_submit is not None:
+            to_submit.append(s._submitted_at - wall0)
 
     starts = [asyncio.ensure_future(timed(s)) for s in spawners]
     await asyncio.sleep(0)  # start() has set its phase before progress is read
@@ -106,39 +119,48 @@ async def run_storm(
     baseline.reset()
     hub = BenchHub(emu)
     try:
-        users = await hub.add_users([f"s{mode.replace('-', '')}{n}u{i}" for i in range(n)])
-        kw = hub.traits(service_account=(mode != "ours-user"), **traits)
-        cls = baseline.BaselineSpawner if mode == "baseline" else None
-        spawners = [
-            hub.new_spawner(u, cls, **kw) if cls else hub.new_spawner(u, **kw) for u in users
-        ]
-        await asyncio.to_thread(emu.admin.reset_counters)
-        probe = LagProbe().start()
-        cpu = CpuTimer().start()
-        durations, errors, events = await spawn_all(spawners, queue_delay)
-        cpu_s, _ = cpu.stop()
-        lag = await probe.stop()
-        counts = await asyncio.to_thread(emu.counts)
-        overheads = [d - queue_delay for d in durations]
-        # Clean up (not measured): cancel every job.
-        await asyncio.gather(*(s.stop(now=True) for s in spawners), return_exceptions=True)
-        return StormResult(
-            mode=mode,
-            n=n,
-            queue_delay=queue_delay,
-            ok=len(durations),
-            failed=len(errors),
-            overhead_p50_s=percentile(overheads, 50),
-            overhead_p95_s=percentile(overheads, 95),
-            overhead_max_s=max(overheads) if overheads else float("nan"),
-            firecrest_per_spawn=counts["firecrest"] / n,
-            idp_per_spawn=counts["idp"] / n,
-            cpu_s=cpu_s,
-            progress_events=events,
-            lag=lag,
-            endpoints=counts["endpoints"],
-            errors=sorted(set(errors))[:5],
-        )
+        with variant(mode):
+            return await _storm(emu, hub, n, mode, queue_delay=queue_delay, **traits)
     finally:
         await reset_shared_state()
         hub.close()
+
+
+async def _storm(
+    emu: EmulatorHandle, hub: BenchHub, n: int, mode: str, *, queue_delay: float, **traits: Any
+) -> StormResult:
+    tag = "".join(c for c in mode if c.isalnum())
+    users = await hub.add_users([f"s{tag}{n}u{i}" for i in range(n)])
+    kw = hub.traits(service_account=(mode != "ours-user"), **{**variant_traits(mode), **traits})
+    cls = baseline.BaselineSpawner if mode == "baseline" else None
+    spawners = [hub.new_spawner(u, cls, **kw) if cls else hub.new_spawner(u, **kw) for u in users]
+    await asyncio.to_thread(emu.admin.reset_counters)
+    probe = LagProbe().start()
+    cpu = CpuTimer().start()
+    to_submit: list[float] = []
+    durations, errors, events = await spawn_all(spawners, queue_delay, to_submit)
+    cpu_s, _ = cpu.stop()
+    lag = await probe.stop()
+    counts = await asyncio.to_thread(emu.counts)
+    overheads = [d - queue_delay for d in durations]
+    # Clean up (not measured): cancel every job.
+    await asyncio.gather(*(s.stop(now=True) for s in spawners), return_exceptions=True)
+    return StormResult(
+        mode=mode,
+        n=n,
+        queue_delay=queue_delay,
+        ok=len(durations),
+        failed=len(errors),
+        overhead_p50_s=percentile(overheads, 50),
+        overhead_p95_s=percentile(overheads, 95),
+        overhead_max_s=max(overheads) if overheads else float("nan"),
+        to_submit_p50_s=percentile(to_submit, 50),
+        to_submit_p95_s=percentile(to_submit, 95),
+        firecrest_per_spawn=counts["firecrest"] / n,
+        idp_per_spawn=counts["idp"] / n,
+        cpu_s=cpu_s,
+        progress_events=events,
+        lag=lag,
+        endpoints=counts["endpoints"],
+        errors=sorted(set(errors))[:5],
+    )

@@ -870,6 +870,7 @@ class AdminSystemHandler(AdminHandler):
             "retention",
             "completing_time",
             "kill_wait",
+            "operators",
         }
     )
 

@@ -102,6 +102,12 @@ class SystemConfig(_Model):
     #: Slurm backend: submit as the token's user (``runuser``) when running as
     #: root and that account exists.
     submit_as_user: bool = True
+    #: Token users (the ``username_claim`` of the token, e.g. a service
+    #: account's client id) that may cancel any user's job, like a Slurm
+    #: operator. Default: nobody; a cancel of another user's job is refused.
+    #: The slurm backend runs their ``scancel`` as the emulator's own user
+    #: (root when the emulator runs as root).
+    operators: list[str] = Field(default_factory=list)
     max_ops_file_size: int = 5 * 1024 * 1024
 
 

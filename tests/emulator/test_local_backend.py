@@ -126,6 +126,44 @@ def test_cancel_someone_elses_job_is_refused(emu, http, tmp_path):
     assert http.delete(f"/compute/cluster/jobs/{job_id}").status_code == 204
 
 
+def test_operator_cancels_someone_elses_job(emu, http, tmp_path):
+    """A token user listed in ``operators`` may cancel any job (a Slurm operator)."""
+    job_id = submit(http, workingDirectory=str(tmp_path), script="#!/bin/bash\nsleep 30\n")
+    wait(http, job_id, "RUNNING")
+    operator = {"Authorization": f"Bearer {emu.issue_access_token('site-sa')}"}
+    before = http.delete(f"/compute/cluster/jobs/{job_id}", headers=operator)
+    assert before.status_code == 500  # not an operator yet
+    assert "Access/permission denied" in before.json()["message"]
+    emu.admin.set_system("cluster", operators=["site-sa"])
+    try:
+        # Operators see every user's jobs with allusers=true, not their own list.
+        listed = http.get(
+            "/compute/cluster/jobs", headers=operator, params={"allusers": "true"}
+        ).json()["jobs"]
+        assert job_id in [j["jobId"] for j in listed]
+        r = http.delete(f"/compute/cluster/jobs/{job_id}", headers=operator)
+        assert r.status_code == 204, r.text
+        job = wait(http, job_id, "CANCELLED")
+        assert job["killRequestUser"] == "site-sa"
+        assert job["user"] == "lou"
+        # Being an operator on one name gives nothing to other users.
+        other = submit(http, workingDirectory=str(tmp_path), script="#!/bin/bash\nsleep 30\n")
+        mallory = {"Authorization": f"Bearer {emu.issue_access_token('mallory')}"}
+        refused = http.delete(f"/compute/cluster/jobs/{other}", headers=mallory)
+        assert refused.status_code == 500
+        assert http.delete(f"/compute/cluster/jobs/{other}").status_code == 204
+    finally:
+        emu.admin.set_system("cluster", operators=[])
+
+
+def test_operators_default_to_nobody():
+    assert SystemConfig().operators == []
+    loaded = EmulatorConfig.model_validate(
+        {"systems": [{"name": "c", "operators": ["firecrestspawner"]}]}
+    )
+    assert loaded.systems[0].operators == ["firecrestspawner"]
+
+
 def test_rest_mode_cancel_of_unknown_job_is_404():
     config = EmulatorConfig(systems=[SystemConfig(connection_mode="rest")])
     with running_emulator(config) as emu:

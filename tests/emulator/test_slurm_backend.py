@@ -130,6 +130,37 @@ async def test_failed_and_cancelled(client, home):
     assert e.value.responses[-1].status_code == 500
 
 
+async def test_operator_cancels_another_users_job(client, emu, home):
+    """``operators`` run scancel as the emulator's user (root): any job; others may not."""
+    other = AsyncFirecrest(emu.url, authorization=EmulatorAuth(emu, "fsp-bob"))
+    other.timeout = 60
+    operator = AsyncFirecrest(emu.url, authorization=EmulatorAuth(emu))  # client credentials
+    operator.timeout = 60
+    try:
+        job_id = (
+            await client.submit(SYS, str(home), script_str=script(home / "o.out", "sleep 120"))
+        )["jobId"]
+        await wait_for_state(client, SYS, job_id, ("RUNNING",), timeout=60)
+        # A plain other user: Slurm itself refuses (scancel runs as fsp-bob).
+        with pytest.raises(UnexpectedStatusException) as e:
+            await other.cancel_job(SYS, job_id)
+        assert e.value.responses[-1].status_code == 500
+        assert "permission denied" in e.value.responses[-1].json()["message"].lower()
+        # The service account is no operator by default either.
+        with pytest.raises(UnexpectedStatusException):
+            await operator.cancel_job(SYS, job_id)
+        await asyncio.to_thread(emu.admin.set_system, SYS, operators=[emu.client_id])
+        listed = await operator.job_info(SYS, allusers=True)
+        assert job_id in [j["jobId"] for j in listed]
+        await operator.cancel_job(SYS, job_id)
+        cancelled = await wait_for_state(client, SYS, job_id, ("CANCELLED",), timeout=60)
+        assert cancelled["user"] == USER
+    finally:
+        await asyncio.to_thread(emu.admin.set_system, SYS, operators=[])
+        await other.close_session()
+        await operator.close_session()
+
+
 async def test_node_failure(client, emu, home):
     job_id = (await client.submit(SYS, str(home), script_str=script(home / "n.out", "sleep 120")))[
         "jobId"

@@ -153,6 +153,10 @@ class Backend(ABC):
     def wake(self) -> None:  # noqa: B027 - optional hook
         """Re-evaluate the queue now (after a configuration change)."""
 
+    def is_operator(self, user: str) -> bool:
+        """Whether ``user`` may cancel other users' jobs (``operators``)."""
+        return bool(user) and user in self.system.operators
+
     @abstractmethod
     async def submit(self, user: str, request: JobRequest) -> str: ...
 

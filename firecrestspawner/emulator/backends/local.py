@@ -201,7 +201,7 @@ class LocalBackend(Backend):
                 raise JobNotFound("Job not found")
             raise BackendError(500, _SCANCEL.format(job_id, "Invalid job id specified"))
         rec = job.record
-        if rec.user != user:
+        if rec.user != user and not self.is_operator(user):
             raise BackendError(500, _SCANCEL.format(job_id, "Access/permission denied"))
         if rec.state not in ("PENDING", "RUNNING"):
             raise BackendError(

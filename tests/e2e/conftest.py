@@ -10,13 +10,14 @@ without a Unix account, so the emulator submits their jobs as its own user.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
 import secrets
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,14 +52,18 @@ def job_line(job_id: str) -> str | None:
     return None
 
 
-async def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.5) -> Any:
-    """Poll ``predicate()`` (sync or async) until it returns something truthy."""
+async def wait_for(
+    predicate: Any, timeout: float, what: str, interval: float = 0.5, negate: bool = False
+) -> Any:
+    """Poll ``predicate()`` (sync or async) until it returns something truthy (falsy: negate)."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if asyncio.iscoroutine(value):
             value = await value
-        if value:
+        if negate and not value:
+            return True
+        if value and not negate:
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
@@ -152,6 +157,19 @@ class E2EHub:
 
         await wait_for(gone, timeout, f"job {job_id} of {name} to leave squeue")
 
+    @contextlib.asynccontextmanager
+    async def stopped_after(self, name: str) -> AsyncIterator[None]:
+        """Stop ``name``'s server on the way out even when the test failed."""
+        try:
+            yield
+        finally:
+            server = await self.server(name)
+            if server is not None:
+                await self.api("DELETE", f"users/{name}/server")
+                await wait_for(
+                    lambda: self.server(name), 60, f"{name}'s server to stop", negate=True
+                )
+
     async def proxied_api(self, name: str) -> httpx.Response:
         """``GET /user/<name>/api`` through the proxy (jupyter_server's version endpoint)."""
         async with httpx.AsyncClient(timeout=30) as client:
@@ -180,6 +198,8 @@ def e2e_hub(slurm: Any, chp: str, tmp_path_factory: pytest.TempPathFactory) -> I
         extra_config=f"""
         c.FirecRESTSpawnerBase.hub_id = {HUB_ID!r}
         c.JupyterHub.log_level = "DEBUG"
+        # The spawn API answers 202 at once, so tests read every progress event.
+        c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}
         """,
     )
     stack = DemoStack(options)

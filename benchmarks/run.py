@@ -32,6 +32,7 @@ from typing import Any
 
 from . import profiles_bench
 from .emulator import bench_config, emulator_process
+from .probes import CpuTimer, LagProbe
 from .steady import run_steady
 from .storm import run_storm
 
@@ -138,9 +139,17 @@ def _ratio(ours: float, base: float) -> str:
     return f"{ours / base:.3g}"
 
 
-def steady_table(results: list[dict[str, Any]]) -> str:
+def _net_cpu(r: dict[str, Any], probe_rate: float) -> float:
+    """CPU per round minus what the lag probe used in the same time."""
+    if not r["rounds"]:
+        return float("nan")
+    per_round_wall = r["poll_interval"] * r["intervals"] / r["rounds"]
+    return r["cpu_per_round_s"] - probe_rate * per_round_wall
+
+
+def steady_table(results: list[dict[str, Any]], probe_rate: float = 0.0) -> str:
     rows = [
-        "| N | mode | rounds | FirecREST req / interval | IdP req / interval | loop lag p50 / p99 / max (ms) | CPU s / round | memory / server (KiB, tracemalloc / RSS) | start-up poll of all (s) |",
+        "| N | mode | rounds | FirecREST req / interval | IdP req / interval | loop lag p50 / p99 / max (ms) | CPU s / round (net of probe) | memory / server (KiB, tracemalloc / RSS) | start-up poll of all (s) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
@@ -149,7 +158,7 @@ def steady_table(results: list[dict[str, Any]]) -> str:
             f"| {r['n']} | {r['mode']} | {_f(r['rounds'])} of {r['intervals']} "
             f"| {_f(r['firecrest_per_interval'])} "
             f"| {_f(r['idp_per_interval'])} | {_f(lag['lag_p50_ms'])} / {_f(lag['lag_p99_ms'])} / "
-            f"{_f(lag['lag_max_ms'], 0)} | {_f(r['cpu_per_round_s'], 3)} "
+            f"{_f(lag['lag_max_ms'], 0)} | {_f(_net_cpu(r, probe_rate), 3)} "
             f"| {_f(r['mem_per_server_kib'])} / {_f(r['rss_per_server_kib'])} "
             f"| {_f(r['startup_poll_s'])} |"
         )
@@ -167,7 +176,7 @@ def steady_table(results: list[dict[str, Any]]) -> str:
             f"| {n} | {_ratio(o['firecrest_per_interval'], b['firecrest_per_interval'])} "
             f"| {_ratio(o['idp_per_interval'], b['idp_per_interval'])} "
             f"| {_ratio(o['lag']['lag_p99_ms'], b['lag']['lag_p99_ms'])} "
-            f"| {_ratio(o['cpu_per_round_s'], b['cpu_per_round_s'])} "
+            f"| {_ratio(_net_cpu(o, probe_rate), _net_cpu(b, probe_rate))} "
             f"| {_ratio(o['mem_per_server_kib'], b['mem_per_server_kib'])} |"
         )
     return "\n".join(rows)
@@ -225,8 +234,19 @@ def profiles_table(validate: dict[str, Any] | None, form: dict[str, Any] | None)
     return "\n".join(rows)
 
 
+async def probe_cost(seconds: float = 10.0) -> float:
+    """CPU seconds per second that the lag probe costs on an idle loop."""
+    cpu = CpuTimer().start()
+    probe = LagProbe().start()
+    await asyncio.sleep(seconds)
+    cpu_s, wall = cpu.stop()
+    await probe.stop()
+    return cpu_s / wall
+
+
 async def main_async(preset: Preset, only: set[str], log: logging.Logger) -> dict[str, Any]:
     out: dict[str, Any] = {"machine": machine(), "preset": preset.__dict__}
+    out["machine"]["probe_cpu_per_s"] = await probe_cost()
     if "steady" in only:
         out["steady"] = []
         for n in preset.sizes:
@@ -299,7 +319,7 @@ def report(out: dict[str, Any]) -> str:
                 f"status_max_age {p['status_max_age']:.1f} s, {p['rounds']} rounds measured)"
             ),
             "",
-            steady_table(out["steady"]),
+            steady_table(out["steady"], m.get("probe_cpu_per_s", 0.0)),
         ]
     if out.get("storm"):
         parts += [
@@ -329,7 +349,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--storms", default="", help="override storm sizes, e.g. 50")
     parser.add_argument("--storm-modes", default="", help="override storm modes, e.g. ours")
     parser.add_argument("--json", default="", help="also write all results to this file")
+    parser.add_argument(
+        "--report", default="", help="print the tables of a results file written by --json"
+    )
+    parser.add_argument(
+        "--probe-cpu-per-s",
+        type=float,
+        default=None,
+        help="with --report: the lag probe's CPU cost (s/s) if the file lacks it",
+    )
     args = parser.parse_args(argv)
+    if args.report:
+        saved = json.loads(Path(args.report).read_text())
+        if args.probe_cpu_per_s is not None:
+            saved["machine"].setdefault("probe_cpu_per_s", args.probe_cpu_per_s)
+        print(report(saved))
+        return 0
     preset = PRESETS[args.preset or "quick"]
     if args.sizes:
         sizes = [int(s) for s in args.sizes.split(",")]

@@ -17,6 +17,7 @@ CLI_MODULES = (
     "firecrestspawner.profiles_cli",  # validate, render, schema
     "firecrestspawner.emulator.cli",  # emulator
     "firecrestspawner.demo",  # demo
+    "firecrestspawner.reaper",  # reap
 )
 
 

@@ -325,3 +325,56 @@ async def test_every_page_of_active_servers_is_read(app, hub_token):
             await stop_server(app, name)
     with pytest.raises(ReaperError, match="refused the API token"):
         await active_servers(hub_api_url(app), "not-a-token", attempts=1)
+
+
+async def test_runs_as_a_managed_jupyterhub_service(
+    app, emulator, create_temp_role, jobs, tmp_path
+):
+    """The documented service snippet: the hub starts ``reap --every`` with its own token."""
+    from jupyterhub.roles import update_roles
+
+    orphan = await submit(
+        emulator, jobs, tmp_path, "ghost", naming.job_name(HUB_ID, "ghost", "", "s1")
+    )
+    spec = {
+        "name": "firecrestspawner-reaper",
+        "command": [
+            COMMAND,
+            "reap",
+            "--every",
+            "1s",
+            "--min-age",
+            "1s",
+            "--system",
+            emulator.system,
+            "--hub-id",
+            HUB_ID,
+        ],
+        "environment": {
+            "FIRECREST_URL": emulator.url,
+            "SA_CLIENT_ID": emulator.client_id,
+            "SA_CLIENT_SECRET": emulator.client_secret,
+            "SA_AUTH_TOKEN_URL": emulator.token_url,
+        },
+    }
+    app.services = [spec]
+    app.init_services()
+    service = app._service_map[spec["name"]]
+    role = create_temp_role(list(REQUIRED_SCOPES))
+    update_roles(app.db, service.orm, roles=[role.name])
+    app.db.commit()
+    await service.start()
+    try:
+        deadline = time.monotonic() + 60
+        while is_live((await states(emulator))[orphan]):
+            assert service.proc.poll() is None, "the service exited"
+            assert time.monotonic() < deadline, "the service did not cancel the orphan"
+            await asyncio.sleep(0.5)
+        job = (await states(emulator))[orphan]
+        assert job["status"]["state"].startswith("CANCELLED")
+        assert job["killRequestUser"] == emulator.client_id
+        assert service.proc.poll() is None, "--every keeps running"
+    finally:
+        await service.stop()
+        app.services = []
+        app._service_map.clear()

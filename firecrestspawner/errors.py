@@ -8,7 +8,6 @@ Everything in this package raises :func:`spawn_error` so the two stay in one pla
 from __future__ import annotations
 
 import html
-
 from typing import Any
 
 from tornado.web import HTTPError

@@ -42,7 +42,7 @@ async def form_spawn(client: httpx.AsyncClient, name: str, data: dict[str, str])
     assert f"/hub/spawn-pending/{name}" in r.headers["location"]
 
 
-async def test_demo_with_in_process_backend_serves_jupyterlab(chp, page, tmp_path, record_property):
+async def test_demo_with_in_process_backend_serves_jupyterlab(chp, page, tmp_path):
     """A new user logs in with any name, picks the demo profile and gets JupyterLab."""
     options = DemoOptions(port=free_port(), backend="local", base_dir=tmp_path / "demo")
     with DemoStack(options) as stack:
@@ -56,7 +56,10 @@ async def test_demo_with_in_process_backend_serves_jupyterlab(chp, page, tmp_pat
         await page.click('#spawn_form [type="submit"]')
         await page.wait_for_url(re.compile(rf".*/user/{name}/lab.*"), timeout=240_000)
         await page.wait_for_selector("#jp-main-dock-panel", timeout=120_000)
-        record_property("login_to_lab_seconds", round(time.monotonic() - started, 1))
+        # A figure for the README, not an assertion (see it with `pytest -rP`).
+        print(
+            f"demo, in-process scheduler: login to JupyterLab in {time.monotonic() - started:.1f} s"
+        )
         await page.wait_for_timeout(1500)
         news = page.get_by_role("button", name="No", exact=True)  # Lab's news prompt
         if await news.count():

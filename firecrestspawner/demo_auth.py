@@ -12,6 +12,7 @@ sends the user's password to the hub.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -56,6 +57,11 @@ class DemoAuthenticator(Authenticator):
     def _username_pattern_default(self) -> str:
         # Names that are valid Unix user names and job-name parts.
         return r"^[a-z][a-z0-9_-]{0,31}$"
+
+    @default("username_regex")
+    def _username_regex_default(self) -> re.Pattern[str]:
+        # JupyterHub compiles the pattern only when it is set, not for a default.
+        return re.compile(self.username_pattern)
 
     async def authenticate(self, handler: Any, data: dict[str, str]) -> dict[str, Any] | None:
         username = self.normalize_username(data.get("username", ""))

@@ -124,11 +124,14 @@ class DemoStack:
             self.backend = "slurm" if slurm_answers() else "local"
         if self.backend not in ("local", "slurm"):
             raise DemoError(f"unknown backend {self.backend!r} (auto, local or slurm)")
-        self._own_base = options.base_dir is None
-        self.base = Path(options.base_dir or tempfile.mkdtemp(prefix="firecrestspawner-demo-"))
-        self.base.mkdir(parents=True, exist_ok=True)
-        # Job users must reach their directories under base; secrets live in hub/ (0700).
-        self.base.chmod(0o755)
+        if options.base_dir is None:
+            self.base = Path(tempfile.mkdtemp(prefix="firecrestspawner-demo-"))
+            # mkdtemp makes it 0700; job users must reach their directories in it.
+            # The secrets live in hub/ (0700).
+            self.base.chmod(0o755)
+        else:
+            self.base = Path(options.base_dir)
+            self.base.mkdir(parents=True, exist_ok=True)
         self.hub_dir = self.base / "hub"
         self.hub_dir.mkdir(mode=0o700, exist_ok=True)
         self.users_dir = self.base / "users"

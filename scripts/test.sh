@@ -38,7 +38,8 @@ firecrestspawner validate profiles/
 validate_rc=$?
 ruff check .
 ruff_rc=$?
-python -m pytest tests/ "$@"
+# No path among the arguments: pytest runs `testpaths` (tests/, pyproject.toml).
+python -m pytest "$@"
 pytest_rc=$?
 set -e
 if [ "$pytest_rc" = 5 ]; then

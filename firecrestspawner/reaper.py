@@ -645,7 +645,10 @@ async def _main(settings: ReapSettings, every: float | None, as_json: bool) -> i
         if every is None:
             return await _cycle(reaper, as_json)
         while True:
-            await _cycle(reaper, as_json)
+            try:
+                await _cycle(reaper, as_json)
+            except Exception as e:  # noqa: BLE001 - a service keeps going; next cycle retries
+                log.error("Reap cycle failed: %s", redact(e))
             # Jitter spreads the load when several hubs reap the same cluster.
             await asyncio.sleep(every * random.uniform(0.9, 1.1))  # noqa: S311 - not crypto
     finally:

@@ -93,6 +93,17 @@ def is_live(job: dict) -> bool:
     return job["status"]["state"].split()[0] in LIVE
 
 
+async def final(emulator, job_id: str) -> dict:
+    """The job once it has left COMPLETING (a cancelled job passes through it)."""
+    deadline = time.monotonic() + 30
+    while True:
+        job = (await states(emulator))[job_id]
+        state = job["status"]["state"].split()[0]
+        if state not in (*LIVE, "COMPLETING") or time.monotonic() > deadline:
+            return job
+        await asyncio.sleep(0.1)
+
+
 async def wait_elapsed(emulator, job_ids, seconds: float) -> None:
     """Until every job in ``job_ids`` has been running for ``seconds`` (emulator's clock)."""
     deadline = time.monotonic() + 60
@@ -203,10 +214,11 @@ async def test_reap_cancels_only_old_orphans_of_this_hub(app, emulator, hub_toke
         assert kept[active_job]["reason"] == "active server"
         assert kept[young]["reason"] == "younger than min-age"
 
-        after = await states(emulator)
         for job_id in (orphan, other_server):
-            assert after[job_id]["status"]["state"].startswith("CANCELLED")
-            assert after[job_id]["killRequestUser"] == emulator.client_id
+            ended = await final(emulator, job_id)
+            assert ended["status"]["state"].startswith("CANCELLED")
+            assert ended["killRequestUser"] == emulator.client_id
+        after = await states(emulator)
         for job_id in (active_job, other_hub, foreign, young):
             assert is_live(after[job_id]), after[job_id]["status"]
         # One job list (all users) and one cancel per orphan, all as the service account.
@@ -370,7 +382,7 @@ async def test_runs_as_a_managed_jupyterhub_service(
             assert service.proc.poll() is None, "the service exited"
             assert time.monotonic() < deadline, "the service did not cancel the orphan"
             await asyncio.sleep(0.5)
-        job = (await states(emulator))[orphan]
+        job = await final(emulator, orphan)
         assert job["status"]["state"].startswith("CANCELLED")
         assert job["killRequestUser"] == emulator.client_id
         assert service.proc.poll() is None, "--every keeps running"

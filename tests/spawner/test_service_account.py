@@ -57,8 +57,14 @@ async def log_in_again(emulator, user):
     auth.forget_user(user.name)
 
 
-def job(emulator, job_id):
-    return next(j for j in emulator.admin.jobs() if j["jobId"] == job_id)
+async def final(emulator, job_id):
+    """The job once it has left COMPLETING (a cancelled job passes through it)."""
+    for _ in range(300):
+        job = next(j for j in emulator.admin.jobs() if j["jobId"] == job_id)
+        if job["status"]["state"] != "COMPLETING":
+            break
+        await asyncio.sleep(0.1)
+    return job
 
 
 def deletes_of(emulator, job_id):
@@ -87,7 +93,7 @@ async def test_expired_session_stop_cancels_through_operator_service_account(
     # The user's credential failed; the cancel went out as the service account.
     assert [r["user"] for r in deletes_of(emulator, state["job_id"])] == [emulator.client_id]
     assert [r["status"] for r in deletes_of(emulator, state["job_id"])] == [204]
-    ended = job(emulator, state["job_id"])
+    ended = await final(emulator, state["job_id"])
     assert ended["status"]["state"].startswith("CANCELLED")
     assert ended["killRequestUser"] == emulator.client_id
     assert not live(emulator, state["job_name"])

@@ -319,7 +319,8 @@ class SlurmBackend(Backend):
         if self.is_operator(user):
             # A Slurm operator: scancel as the emulator's own user (root when
             # the emulator runs as root), which may cancel any job.
-            prefix, env = [], dict(os.environ)
+            prefix: list[str] = []
+            env = dict(os.environ)
         else:
             prefix, env = self._as_user(user)
         if rec.user != user and not prefix and not self.is_operator(user):

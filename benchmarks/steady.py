@@ -111,6 +111,7 @@ class PollCounter:
     def __init__(self, spawners: list) -> None:
         self.count = 0
         self.active = 0
+        self.tasks: set[asyncio.Task] = set()
         for s in spawners:
             s.poll = self._wrap(s.poll)
 
@@ -118,17 +119,26 @@ class PollCounter:
         async def counted():
             self.count += 1
             self.active += 1
+            task = asyncio.current_task()
+            if task is not None:
+                self.tasks.add(task)
             try:
                 return await poll()
             finally:
                 self.active -= 1
+                self.tasks.discard(task)  # type: ignore[arg-type]
 
         return counted
 
     async def drain(self, timeout: float) -> None:
+        """Wait for polls in flight; cancel what is left (it must not load the next run)."""
         deadline = time.monotonic() + timeout
         while self.active and time.monotonic() < deadline:  # noqa: ASYNC110 - a bounded drain
             await asyncio.sleep(0.1)
+        for task in list(self.tasks):
+            task.cancel()
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=30)
 
 
 async def run_steady(

@@ -18,11 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
-# The crypt key must exist before JupyterHub's CryptKeeper is first used.
-os.environ.setdefault("JUPYTERHUB_CRYPT_KEY", secrets.token_hex(32))
-
 from jupyterhub import orm
+from jupyterhub.crypto import CryptKeeper
 from jupyterhub.objects import Hub
 from jupyterhub.user import User
 
@@ -37,6 +34,11 @@ class BenchHub:
 
     def __init__(self, emulator: EmulatorHandle) -> None:
         self.emulator = emulator
+        # auth_state is encrypted, as with enable_auth_state: a random key unless
+        # JUPYTERHUB_CRYPT_KEY (or a test fixture) provided one.
+        keeper = CryptKeeper.instance()
+        if not keeper.keys:
+            keeper.keys = [os.urandom(32)]
         self.db = orm.new_session_factory("sqlite:///:memory:")()
         # JupyterHub's alembic setup (logging.config.fileConfig) disables loggers
         # that exist already, ours included, and sets the root level to WARNING.

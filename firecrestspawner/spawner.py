@@ -1117,7 +1117,27 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
                 await self._raise_job_ended("before the server reported its port")
             interval = min(interval * 1.5, max(self.startup_poll_max_interval, 1.0))
 
+    async def _settle_final_state(self) -> None:
+        """Read the job once or twice more while it is still COMPLETING.
+
+        The final state and exit code make the failure message useful; the
+        wait is short and bounded, and errors simply keep what we have.
+        """
+        for delay in (0.5, 1.0, 2.0):
+            if states.phase(states.state_of(self._job or {})) is not states.Phase.ENDING:
+                return
+            await asyncio.sleep(delay)
+            try:
+                client = await self._user_client()
+                job = await client.job(self._current_system(), self.job_id)
+            except Exception as e:  # noqa: BLE001 - the message is a courtesy
+                self.log.debug("Final state of job %s unknown: %s", self.job_id, fc.describe(e))
+                return
+            if job:
+                self._job = job
+
     async def _raise_job_ended(self, when: str) -> None:
+        await self._settle_final_state()
         job = self._job or {}
         state = states.state_of(job) or "gone"
         reason = states.reason_of(job)

@@ -35,6 +35,7 @@ import httpx
 import stamina
 from tornado.web import HTTPError
 
+from .client import tls_context
 from .redact import redact, register_secret
 
 log = logging.getLogger(__name__)
@@ -265,7 +266,7 @@ class _OAuthTokenAuth:
     async def _request_async(self) -> dict[str, Any]:
         self.token_requests += 1
         try:
-            async with httpx.AsyncClient(timeout=self.timeout) as client:
+            async with httpx.AsyncClient(timeout=self.timeout, verify=tls_context()) as client:
                 async for attempt in self._retrying():
                     with attempt:
                         response = await client.post(self.token_url, data=self._grant_data())
@@ -277,7 +278,7 @@ class _OAuthTokenAuth:
     def _request_sync(self) -> dict[str, Any]:
         self.token_requests += 1
         try:
-            with httpx.Client(timeout=self.timeout) as client:
+            with httpx.Client(timeout=self.timeout, verify=tls_context()) as client:
                 for attempt in self._retrying():
                     with attempt:
                         response = client.post(self.token_url, data=self._grant_data())

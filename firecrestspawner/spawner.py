@@ -292,7 +292,7 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
     ).tag(config=True)
 
     startup_poll_max_interval = Float(
-        5.0,
+        2.0,
         help="""Longest interval (seconds) between job state checks during startup.""",
     ).tag(config=True)
 
@@ -1066,7 +1066,7 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         loop = asyncio.get_running_loop()
         interval = max(0.05, self.startup_poll_interval)
         while True:
-            status = self._apply(await self._observe(max_age=interval))
+            status = self._apply(await self._observe(max_age=self.startup_poll_interval))
             if status is JobStatus.RUNNING:
                 return
             if status is JobStatus.NOTFOUND:
@@ -1112,7 +1112,7 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
                     reason="port-timeout",
                     status_code=500,
                 )
-            status = self._apply(await self._observe(max_age=interval))
+            status = self._apply(await self._observe(max_age=self.startup_poll_interval))
             if status is JobStatus.NOTFOUND:
                 await self._raise_job_ended("before the server reported its port")
             interval = min(interval * 1.5, max(self.startup_poll_max_interval, 1.0))

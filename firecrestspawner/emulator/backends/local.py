@@ -68,6 +68,9 @@ class LocalBackend(Backend):
         self._task: asyncio.Task | None = None
         self._spool: Path | None = None
         self._own_spool = False
+        # Every job watcher, including those of jobs already out of _running
+        # (COMPLETING), so that stop() leaves no task behind.
+        self._watchers: set[asyncio.Task] = set()
 
     # -- lifecycle -----------------------------------------------------------
     async def start(self) -> None:
@@ -93,6 +96,10 @@ class LocalBackend(Backend):
             if job.proc:
                 with contextlib.suppress(ProcessLookupError, asyncio.CancelledError):
                     await asyncio.wait_for(job.proc.wait(), 5)
+        for watcher in list(self._watchers):
+            watcher.cancel()
+        if self._watchers:
+            await asyncio.gather(*self._watchers, return_exceptions=True)
         if self._own_spool and self._spool:
             shutil.rmtree(self._spool, ignore_errors=True)
 
@@ -330,6 +337,8 @@ class LocalBackend(Backend):
         if job.simulated:
             return
         job.watcher = asyncio.create_task(self._run(job))
+        self._watchers.add(job.watcher)
+        job.watcher.add_done_callback(self._watchers.discard)
 
     async def _run(self, job: _Job) -> None:
         rec = job.record

@@ -23,6 +23,7 @@ raise :class:`ScriptTemplateError`: they are the administrator's to fix.
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 import string
@@ -117,6 +118,7 @@ def is_jinja(template: str) -> bool:
     return "{{" in template or "{%" in template
 
 
+@functools.lru_cache(maxsize=16)
 def builtin_template(name: str) -> str:
     """The text of a built-in template (``slurm`` or ``pbs``)."""
     try:
@@ -136,13 +138,25 @@ def builtin_template(name: str) -> str:
 
 def template_variables(template: str) -> set[str]:
     """Names of the variables a template refers to (its free variables)."""
+    return set(_template_variables(template))
+
+
+@functools.lru_cache(maxsize=512)
+def _template_variables(template: str) -> frozenset[str]:
+    # Cached by text: profile loading and every spawn ask again for the same few templates.
     if is_jinja(template):
         try:
             ast = _ENV.parse(template)
         except jinja2.TemplateSyntaxError as e:
             raise ScriptTemplateError(f"line {e.lineno}: {e.message}") from None
-        return set(meta.find_undeclared_variables(ast))
-    return {root for root, _ in _format_fields(template)}
+        return frozenset(meta.find_undeclared_variables(ast))
+    return frozenset(root for root, _ in _format_fields(template))
+
+
+@functools.lru_cache(maxsize=512)
+def _compiled(template: str) -> jinja2.Template:
+    """The compiled template, cached by its text (compiling costs ~15 ms of CPU)."""
+    return _ENV.from_string(template)
 
 
 _FIELD_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")
@@ -194,7 +208,7 @@ def _render(template: str, variables: Mapping[str, Any], name: str) -> str:
         except (ValueError, IndexError, KeyError, TypeError) as e:
             raise ScriptTemplateError(f"{name}: str.format template: {e}") from None
     try:
-        return _ENV.from_string(template).render(dict(variables))
+        return _compiled(template).render(dict(variables))
     except jinja2.UndefinedError as e:
         raise ScriptTemplateError(f"{name}: {e.message}") from None
     except jinja2.TemplateSyntaxError as e:

@@ -390,6 +390,15 @@ class FirecrestHandler(_JSONHandler):
         )
         return False
 
+    async def visible_job(self, system: str, job_id: str) -> Any:
+        """The job record, or None after a 400 reply; 404 while it is not yet visible."""
+        backend = self.backend(system)
+        if not self.check_job_id(job_id):
+            return None
+        if not self.emu.visible(system.lower(), job_id):
+            raise BackendError(404, "Job not found.")
+        return await backend.get_job(self.user or "", job_id)
+
     def owner(self) -> tuple[int, int] | None:
         ident = identity(self.user or "")
         return (ident.uid, ident.gid) if ident.exists else None
@@ -566,13 +575,9 @@ class JobHandler(FirecrestHandler):
     route = "/compute/{system}/jobs/{job_id}"
 
     async def get(self, system: str, job_id: str) -> None:
-        backend = self.backend(system)
-        if not self.check_job_id(job_id):
-            return
-        if not self.emu.visible(system.lower(), job_id):
-            raise BackendError(404, "Job not found.")
-        record = await backend.get_job(self.user or "", job_id)
-        self.reply(200, {"jobs": [record.to_model()]})
+        record = await self.visible_job(system, job_id)
+        if record is not None:
+            self.reply(200, {"jobs": [record.to_model()]})
 
     async def delete(self, system: str, job_id: str) -> None:
         backend = self.backend(system)
@@ -586,13 +591,9 @@ class JobMetadataHandler(FirecrestHandler):
     route = "/compute/{system}/jobs/{job_id}/metadata"
 
     async def get(self, system: str, job_id: str) -> None:
-        backend = self.backend(system)
-        if not self.check_job_id(job_id):
-            return
-        if not self.emu.visible(system.lower(), job_id):
-            raise BackendError(404, "Job not found.")
-        record = await backend.get_job(self.user or "", job_id)
-        self.reply(200, {"jobs": [record.to_metadata()]})
+        record = await self.visible_job(system, job_id)
+        if record is not None:
+            self.reply(200, {"jobs": [record.to_metadata()]})
 
 
 # -- filesystem ---------------------------------------------------------------------------

@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # Set up everything the demo and the test suite need, idempotently:
-#   - as root: Debian's slurm-wlm, munge and chromium (apt), only when missing;
+#   - as root: Debian's slurm-wlm, munge, slurmdbd, mariadb-server, openssh-server
+#     and chromium (apt), only when missing;
 #   - .venv in the repository with the package and its [dev] extras (pip);
-#   - configurable-http-proxy and the other pinned npm packages (npm ci).
+#   - configurable-http-proxy and the other pinned npm packages (npm ci);
+#   - .venv-firecrest: the real FirecREST v2 server (../shared/firecrest/server-2.5.6,
+#     or $FSP_FIRECREST_SRC) in its own virtual environment, for the real-server tests;
+#   - as root: /opt/fsp-jobenv (or $FSP_JOB_ENV), a world-readable environment with
+#     jupyterhub-singleuser, JupyterLab and this package, built on Debian's
+#     /usr/bin/python3, so that jobs of real Unix users can run it.
 # Repeated runs skip what is already done (stamps keyed on pyproject.toml and
 # package-lock.json), so the demo and test commands can call it every time.
 #
@@ -19,7 +25,7 @@ die() {
 }
 
 # --- system packages (root only) -------------------------------------------------------
-apt_packages=(slurm-wlm munge chromium)
+apt_packages=(slurm-wlm munge slurmdbd mariadb-server openssh-server chromium)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -79,6 +85,56 @@ if [ "$(cat "$npm_stamp" 2>/dev/null)" != "$npm_key" ] ||
   printf '%s\n' "$npm_key" >"$npm_stamp"
 else
   say "node_modules up to date"
+fi
+
+# --- the real FirecREST server, in its own venv ------------------------------------------
+f7t_src=${FSP_FIRECREST_SRC:-$repo/../shared/firecrest/server-2.5.6}
+f7t_venv=${FSP_FIRECREST_VENV:-$repo/.venv-firecrest}
+if [ -f "$f7t_src/requirements.txt" ] && [ -f "$f7t_src/constraints.txt" ]; then
+  f7t_stamp=$f7t_venv/.firecrestspawner-setup
+  f7t_key=$(cat "$f7t_src/requirements.txt" "$f7t_src/constraints.txt" | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$f7t_stamp" 2>/dev/null)" != "$f7t_key" ] || [ ! -x "$f7t_venv/bin/uvicorn" ]; then
+    say "installing the FirecREST server from $f7t_src into $f7t_venv (pip)"
+    "$python" -m venv "$f7t_venv"
+    "$f7t_venv/bin/python" -m pip install -q --disable-pip-version-check --pre \
+      -r "$f7t_src/requirements.txt" -c "$f7t_src/constraints.txt"
+    printf '%s\n' "$f7t_key" >"$f7t_stamp"
+  else
+    say "FirecREST server venv up to date ($f7t_venv)"
+  fi
+else
+  say "no FirecREST server source at $f7t_src (set FSP_FIRECREST_SRC): the real-server tests cannot run"
+fi
+
+# --- the job environment for real Unix users ------------------------------------------
+# The venv above lives wherever $python does (under root's 0700 home with pyenv):
+# jobs running as other users need their own world-readable environment.
+job_env=${FSP_JOB_ENV:-/opt/fsp-jobenv}
+job_python=/usr/bin/python3
+if [ "$(id -u)" -ne 0 ]; then
+  say "not root: not creating the job environment $job_env"
+elif [ ! -x "$job_python" ] || ! "$job_python" -c 'import ensurepip' >/dev/null 2>&1; then
+  say "no $job_python with venv: cannot create the job environment $job_env"
+else
+  hub_versions=$(.venv/bin/python -c 'import importlib.metadata as m; print(" ".join(f"{p}=={m.version(p)}" for p in ("jupyterhub", "jupyterlab", "jupyter_server", "httpx", "stamina")))')
+  job_stamp=$job_env/.firecrestspawner-deps
+  if [ "$(cat "$job_stamp" 2>/dev/null)" != "$hub_versions" ]; then
+    say "creating the job environment $job_env ($hub_versions)"
+    "$job_python" -m venv "$job_env"
+    "$job_env/bin/python" -m pip install -q --disable-pip-version-check $hub_versions
+    printf '%s\n' "$hub_versions" >"$job_stamp"
+  fi
+  # This package itself (the firecrestspawner-singleuser wrapper), whenever its code changed.
+  pkg_stamp=$job_env/.firecrestspawner-package
+  pkg_key=$(cat pyproject.toml $(find firecrestspawner -name '*.py' | sort) | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$pkg_stamp" 2>/dev/null)" != "$pkg_key" ]; then
+    say "installing this package into $job_env"
+    "$job_env/bin/python" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall "$repo"
+    printf '%s\n' "$pkg_key" >"$pkg_stamp"
+  else
+    say "job environment up to date ($job_env)"
+  fi
+  chmod -R a+rX "$job_env"
 fi
 
 say "done: .venv/bin/firecrestspawner, node_modules/.bin/configurable-http-proxy"

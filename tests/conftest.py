@@ -14,6 +14,7 @@ pytest_plugins = [
     "jupyterhub.tests.conftest",
     "tests.fixtures.emulator",
     "tests.fixtures.slurm",
+    "tests.fixtures.firecrest_server",
     "tests.fixtures.chp",
     "tests.fixtures.browser",
 ]

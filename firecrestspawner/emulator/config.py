@@ -138,6 +138,11 @@ class IdpConfig(_Model):
     dev_mode: bool = True
     #: The ``iss`` claim; default the emulator's own ``/idp`` URL.
     issuer: str | None = None
+    #: A file holding the RSA signing key (private JWK, JSON), created 0600 on
+    #: first use. Emulators given the same file sign with the same key, and a
+    #: restarted emulator keeps it, so a FirecREST server that read the JWKS
+    #: once at its start keeps accepting the tokens. None: a new key per start.
+    signing_key_file: str | None = None
 
 
 class AuthConfig(_Model):

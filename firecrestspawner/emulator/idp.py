@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import base64
 import hmac
+import json
+import os
 import secrets
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -42,13 +45,46 @@ class RefreshRecord:
     expires_at: float
 
 
+def _new_key() -> RSAKey:
+    return RSAKey.generate_key(
+        2048, parameters={"kid": uuid.uuid4().hex[:16], "use": "sig", "alg": "RS256"}
+    )
+
+
+def signing_key(path: str | None) -> RSAKey:
+    """The key in ``path`` (a private JWK), creating the file 0600 if missing.
+
+    Several emulators (a test's and a demo hub's) then sign with one key that a
+    FirecREST server, which reads its JWKS once at start, keeps trusting.
+    """
+    if path is None:
+        return _new_key()
+    try:
+        with open(path, encoding="utf-8") as f:
+            return RSAKey.import_key(json.load(f))
+    except FileNotFoundError:
+        pass
+    key = _new_key()
+    # Written whole under a temporary name, then linked into place: a reader
+    # never sees half a key, and of two emulators starting together one wins.
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".key-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(key.as_dict(private=True), f)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return signing_key(path)
+    finally:
+        os.unlink(tmp)
+    return key
+
+
 class IdentityProvider:
     def __init__(self, config: IdpConfig, issuer: str = "http://127.0.0.1/idp") -> None:
         self.config = config
         self.issuer = config.issuer or issuer
-        self.key = RSAKey.generate_key(
-            2048, parameters={"kid": uuid.uuid4().hex[:16], "use": "sig", "alg": "RS256"}
-        )
+        self.key = signing_key(config.signing_key_file)
         self._refresh: dict[str, RefreshRecord] = {}
         self.grant_counts: Counter[str] = Counter()
 

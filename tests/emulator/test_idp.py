@@ -171,3 +171,22 @@ def test_username_claim(claim):
         token = emu.issue_access_token("hank", claims={"sub": "hank-sub"})
         r = httpx.get(f"{emu.url}/status/systems", headers={"Authorization": f"Bearer {token}"})
         assert r.headers["F7T-AuthUsername"] == ("hank-sub" if claim == "sub" else "hank")
+
+
+def test_signing_key_file_is_shared_and_survives_restarts(tmp_path):
+    """Two emulators given one key file publish one key: FirecREST, which reads
+    the JWKS once at its start, accepts tokens from both and after a restart."""
+    key_file = tmp_path / "signing-key.json"
+    config = EmulatorConfig(idp=IdpConfig(signing_key_file=str(key_file)))
+    with running_emulator(config) as first:
+        token = first.issue_access_token("fsp-alice")
+        first_jwks = httpx.get(first.jwks_url).json()
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    assert "d" not in first_jwks["keys"][0], "the JWKS must not publish the private key"
+    with running_emulator(config) as second:
+        assert httpx.get(second.jwks_url).json() == first_jwks
+        # The second emulator's FirecREST side accepts the first one's token.
+        r = httpx.get(f"{second.url}/status/systems", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200, r.text
+    with running_emulator(EmulatorConfig()) as other:
+        assert httpx.get(other.jwks_url).json() != first_jwks

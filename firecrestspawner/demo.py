@@ -112,6 +112,15 @@ class DemoOptions:
     extra_config: str = ""
     #: Fields of the emulator's system config (e.g. ``{"slots": 1}`` for the local backend).
     system_overrides: dict[str, Any] = field(default_factory=dict)
+    #: A real FirecREST server for the spawner; the emulator then serves only as
+    #: identity provider (the server must trust its JWKS: see ``signing_key_file``).
+    firecrest_url: str | None = None
+    #: The identity provider's signing key file (kept across restarts and shared
+    #: with other emulators); None: a new key per start.
+    signing_key_file: Path | None = None
+    #: ``preferred_username`` of the service account's tokens (a cluster account
+    #: that may list every user's jobs); None: the client id.
+    service_account_username: str | None = None
 
 
 class DemoStack:
@@ -141,6 +150,7 @@ class DemoStack:
         self.hub_port = free_port()
         self.proxy_api_port = free_port()
         self.emulator_url = f"http://127.0.0.1:{self.emulator_port}"
+        self.firecrest_url = options.firecrest_url or self.emulator_url
         self.token_url = f"{self.emulator_url}/idp/token"
         self.hub_url = f"http://{options.ip}:{options.port}/"
         self.admin_token = secrets.token_urlsafe(24)
@@ -220,7 +230,16 @@ class DemoStack:
             port=self.emulator_port,
             admin_token=self.admin_token,
             systems=systems,
-            idp=IdpConfig(clients={CLIENT_ID: IdpClient(secret=self.client_secret)}),
+            idp=IdpConfig(
+                clients={
+                    CLIENT_ID: IdpClient(
+                        secret=self.client_secret, username=self.options.service_account_username
+                    )
+                },
+                signing_key_file=(
+                    str(self.options.signing_key_file) if self.options.signing_key_file else None
+                ),
+            ),
         )
         return config.model_dump(mode="json")
 
@@ -256,7 +275,7 @@ class DemoStack:
         c.Authenticator.allow_all = True
 
         c.JupyterHub.spawner_class = "firecrest-slurm"
-        c.FirecRESTSpawnerBase.firecrest_url = {self.emulator_url!r}
+        c.FirecRESTSpawnerBase.firecrest_url = {self.firecrest_url!r}
         c.FirecRESTSpawnerBase.service_account_client_id = {CLIENT_ID!r}
         c.FirecRESTSpawnerBase.service_account_client_secret = os.environ[
             "FIRECRESTSPAWNER_DEMO_CLIENT_SECRET"

@@ -10,6 +10,10 @@
 * Submit is never retried blindly. Every job carries a unique name; after an
   ambiguous failure (timeout, 5xx, dropped connection) the job is looked up by
   name, and only when it is positively absent is the script submitted again.
+  A refusal by sbatch (FirecREST's 500 carrying sbatch's error) is definite:
+  it is neither retried nor looked up.
+* Only a 404 "Job not found" means a job is gone; a 404 "System not found"
+  is a configuration error (:class:`SystemNotFound`).
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ import email.utils
 import functools
 import logging
 import os
+import re
 import ssl
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -44,6 +50,29 @@ T = TypeVar("T")
 TRANSIENT_STATUSES = frozenset({408, 424, 429, 500, 502, 503, 504})
 #: Statuses that prove the server did not act on the request.
 NOT_PROCESSED_STATUSES = frozenset({429, 502, 503})
+#: Longest error text kept from FirecREST (whole multi-line messages otherwise).
+MAX_ERROR_CHARS = 1000
+#: Namespace of the correlation ids derived from job names
+#: (``uuid5(NAMESPACE_URL, "urn:firecrestspawner:correlation-id")``).
+CORRELATION_NAMESPACE = uuid.UUID("8e355920-ceb4-5d51-9cf2-9563ca979ab1")
+
+_RELEASE_RE = re.compile(r"\d+\.\d+\.\d+")
+#: FirecREST's wrapper around a scheduler command's failure.
+_UNEXPECTED_RE = re.compile(
+    r"Unexpected Slurm command response\.\s*exit_status:\s*(-?\d+)\s*std_err:", re.IGNORECASE
+)
+#: sbatch's own words when it refuses a job (it then exits non-zero, no job).
+_SBATCH_REFUSAL_RE = re.compile(
+    r"(?im)^\s*sbatch:\s*(?:error:|fatal:|unrecognized option|invalid option)"
+    r"|Batch job submission failed"
+)
+#: Exit statuses of a command that was killed or timed out: sbatch may have run.
+_KILLED_STATUSES = frozenset({124, 137, 143})
+#: Lines that only say what a command is doing (``scancel --verbose``).
+_CHATTER_RE = re.compile(
+    r"^(?:\w+:\s*)?(?:Terminating (?:job|step)|Signal \d+ to (?:job|step)|Sending signal)\b",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -77,6 +106,37 @@ class CancelNotAccepted(Exception):
         self.message = error_message(cause)
 
 
+class SystemNotFound(Exception):
+    """FirecREST does not know the system (404 "System not found").
+
+    A configuration error (the spawner's ``req_host`` or a profile's system),
+    never evidence that a job ended.
+    """
+
+    def __init__(self, system: str, url: str, cause: BaseException | None = None):
+        super().__init__(
+            f"FirecREST at {url} has no system named {system!r} "
+            "(check req_host or the profile's system)"
+        )
+        self.system = system
+        self.url = url
+        self.cause = cause
+
+
+class SubmitRefused(Exception):
+    """sbatch refused the job (invalid partition, option, account, script...).
+
+    Definite: no job exists, so the submit is neither repeated nor looked up.
+    ``reason`` is sbatch's own text, redacted, informative line first.
+    """
+
+    def __init__(self, job_name: str, cause: BaseException):
+        self.job_name = job_name
+        self.cause = cause
+        self.reason = error_message(cause)
+        super().__init__(f"sbatch refused job {job_name}: {self.reason}")
+
+
 class SubmitOutcomeUnknown(Exception):
     """Submit failed ambiguously and the job could not be looked up.
 
@@ -101,16 +161,48 @@ def http_status(exc: BaseException) -> int | None:
     return None
 
 
-def error_message(exc: BaseException) -> str:
-    """FirecREST's ``message`` (or the exception text), redacted, one line."""
-    text = ""
+def _raw_message(exc: BaseException) -> str:
+    """FirecREST's ``message`` as sent (unredacted: never log or show it as is)."""
     if isinstance(exc, FirecrestException):
         with contextlib.suppress(Exception):
             body = exc.responses[-1].json()
-            text = str(body.get("message") or "")
-    if not text:
-        text = str(exc) or type(exc).__name__
-    return redact(text.splitlines()[0] if text else "")[:300]
+            return str(body.get("message") or "")
+    return ""
+
+
+def informative_text(text: str) -> str:
+    """Multi-line scheduler output with the line that says what went wrong first.
+
+    ``scancel --verbose`` prints ``scancel: Terminating job N`` before its
+    error, and FirecREST prefixes the command's stderr with
+    ``Unexpected Slurm command response. exit_status:N std_err:``. Lines
+    naming an error come first, then the other lines, then progress chatter
+    and FirecREST's prefix; nothing is dropped but blank lines.
+    """
+    header = ""
+    m = _UNEXPECTED_RE.search(text)
+    if m:
+        header = f"{text[: m.start()]}{m.group(0)}".strip()
+        header = header.removesuffix("std_err:").strip()
+        text = text[m.end() :]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()]
+    chatter = [line for line in lines if line not in errors and _CHATTER_RE.match(line)]
+    rest = [line for line in lines if line not in errors and line not in chatter]
+    ordered = errors + rest + chatter + ([header] if header else [])
+    return "\n".join(ordered)
+
+
+def error_message(exc: BaseException) -> str:
+    """FirecREST's whole ``message`` (or the exception text), redacted and bounded.
+
+    Multi-line: the informative line first (see :func:`informative_text`).
+    """
+    text = _raw_message(exc) or str(exc) or type(exc).__name__
+    text = redact(informative_text(text))
+    if len(text) > MAX_ERROR_CHARS:
+        text = text[: MAX_ERROR_CHARS - 1].rstrip() + "\u2026"
+    return text
 
 
 def describe(exc: BaseException) -> str:
@@ -119,8 +211,78 @@ def describe(exc: BaseException) -> str:
     return f"{prefix}: {error_message(exc)}"
 
 
+def _message_is(exc: BaseException, status: int, expected: str) -> bool:
+    if http_status(exc) != status:
+        return False
+    return _raw_message(exc).strip().rstrip(".").lower() == expected.lower()
+
+
 def is_not_found(exc: BaseException) -> bool:
+    """Any 404 (a job, a file, a system or a path): see the two checks below."""
     return http_status(exc) == 404
+
+
+def is_job_not_found(exc: BaseException) -> bool:
+    """A 404 "Job not found" (with or without period): the job is gone or not yet listed."""
+    return _message_is(exc, 404, "Job not found")
+
+
+def is_file_missing(exc: BaseException) -> bool:
+    """A 404 from a file operation whose command said "No such file or directory"."""
+    return http_status(exc) == 404 and "no such file or directory" in _raw_message(exc).lower()
+
+
+def is_system_not_found(exc: BaseException) -> bool:
+    """A 404 "System not found": the system name is wrong (configuration)."""
+    return _message_is(exc, 404, "System not found")
+
+
+def sbatch_refusal(exc: BaseException) -> str | None:
+    """sbatch's error text when FirecREST says sbatch refused the job, else None.
+
+    FirecREST answers a failed ``sbatch`` with 500 ``Unexpected Slurm command
+    response. exit_status:N std_err:...``. A non-zero exit with sbatch's own
+    error words means no job was created; a killed or timed-out command
+    (124, 137, 143) or any other 500 keeps the outcome unknown.
+    """
+    if http_status(exc) != 500:
+        return None
+    message = _raw_message(exc)
+    m = _UNEXPECTED_RE.search(message)
+    if m is None:
+        return None
+    status = int(m.group(1))
+    if status == 0 or status in _KILLED_STATUSES:
+        return None
+    stderr = message[m.end() :]
+    if not _SBATCH_REFUSAL_RE.search(stderr):
+        return None
+    return stderr
+
+
+def correlation_id_for(job_name: str) -> str:
+    """The ``X-Correlation-ID`` of a job's requests: a UUID derived from its name.
+
+    FirecREST accepts only UUIDs there (anything else: 400, empty body);
+    deriving it from the name lets the server's logs be matched to a job.
+    """
+    return str(uuid.uuid5(CORRELATION_NAMESPACE, job_name))
+
+
+def release_version(text: str | None) -> Version | None:
+    """The version in ``F7T-AppVersion`` when it is a release ``X.Y.Z``, else None.
+
+    Builds from FirecREST's main branch answer ``2.x.x`` (which pyfirecrest's
+    ``server_version()`` turns into ``2``); ``2``, ``2.5``, ``dev`` or an empty
+    header say nothing about which features exist and must never pin an old API.
+    """
+    text = (text or "").strip()
+    if not _RELEASE_RE.fullmatch(text):
+        return None
+    try:
+        return Version(text)
+    except InvalidVersion:  # pragma: no cover - the pattern is a valid version
+        return None
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -195,6 +357,22 @@ def tls_context(verify: bool | str = True) -> ssl.SSLContext | bool:
 # ----------------------------------------------------------------- client
 
 
+class _AsyncFirecrest(AsyncFirecrest):
+    """pyfirecrest's client, without re-pinning from a non-release ``F7T-AppVersion``.
+
+    pyfirecrest reads the header of every response and sets its API version
+    from anything ``packaging`` parses: ``2`` or ``2.5`` would pin an old API,
+    after which ``allusers``, ``account``, partitions and reservations raise
+    ``NotImplementedOnAPIversion``. Only a release ``X.Y.Z`` may set it.
+    """
+
+    def _update_api_version_from_response(self, response: httpx.Response) -> None:
+        header = response.headers.get("f7t-appversion")
+        if header is not None and release_version(header) is None:
+            return
+        super()._update_api_version_from_response(response)
+
+
 class FirecrestClient:
     """One FirecREST identity at one URL: bounded, timed, retried calls."""
 
@@ -203,7 +381,7 @@ class FirecrestClient:
         self.settings = settings
         self._auth = _SwappableAuth(auth)
         self.loop = asyncio.get_running_loop()
-        self.raw = AsyncFirecrest(self.url, self._auth, verify=tls_context(settings.verify))
+        self.raw = _AsyncFirecrest(self.url, self._auth, verify=tls_context(settings.verify))
         self.raw.timeout = httpx.Timeout(settings.request_timeout, connect=settings.connect_timeout)
         # One retry policy (ours): pyfirecrest would otherwise loop on 429 forever.
         self.raw.num_retries_rate_limit = 0
@@ -242,17 +420,34 @@ class FirecrestClient:
                 return await fn()
         raise AssertionError("unreachable")  # pragma: no cover
 
+    @contextlib.contextmanager
+    def _system_checked(self, system: str) -> Iterator[None]:
+        """Turn a 404 "System not found" into :class:`SystemNotFound`."""
+        try:
+            yield
+        except UnexpectedStatusException as e:
+            if is_system_not_found(e):
+                raise SystemNotFound(system, self.url, e) from e
+            raise
+
     # -- version
 
     async def ensure_version(self) -> Version | None:
-        """Pin pyfirecrest's API version once, from config or the server."""
+        """Pin pyfirecrest's API version once, from config or the server.
+
+        Only a release version ``X.Y.Z`` is pinned; a development build
+        (``2.x.x``, which pyfirecrest reports as ``2``) or a configured
+        ``2``/``dev`` keeps pyfirecrest's default, the newest API.
+        """
         if self._version_checked:
             return self._version
         async with self._version_lock:
             if self._version_checked:
                 return self._version
             text = self.settings.api_version
+            source = "configured"
             if not text:
+                source = "reported by the server"
                 try:
                     text = await self.read("server_version", self.raw.server_version) or ""
                 except Exception as e:  # noqa: BLE001 - version is an optimisation
@@ -260,11 +455,16 @@ class FirecrestClient:
                         "Could not read the FirecREST version at %s: %s", self.url, describe(e)
                     )
                     return None
-            try:
-                self._version = Version(text)
-                self.raw.set_api_version(text)
-            except InvalidVersion:
-                self._version = None  # development builds ("2"/"2.x.x"): keep pyfirecrest's default
+            self._version = release_version(text)
+            if self._version is not None:
+                self.raw.set_api_version(str(self._version))
+            elif text:
+                log.info(
+                    "FirecREST version %r %s at %s is not a release; assuming the newest API",
+                    text,
+                    source,
+                    self.url,
+                )
             self._version_checked = True
             return self._version
 
@@ -275,14 +475,20 @@ class FirecrestClient:
 
     async def jobs(self, system: str, *, allusers: bool = False) -> list[dict]:
         """The job list of this identity (or all users) on ``system``."""
-        return await self.read("job list", lambda: self.raw.job_info(system, allusers=allusers))
+        with self._system_checked(system):
+            return await self.read("job list", lambda: self.raw.job_info(system, allusers=allusers))
 
     async def job(self, system: str, job_id: str) -> dict | None:
-        """One job by id; None when FirecREST answers 404."""
+        """One job by id; None only when FirecREST answers 404 "Job not found".
+
+        Any other 404 (a wrong system: :class:`SystemNotFound`; a wrong URL)
+        is raised: it says nothing about the job.
+        """
         try:
-            result = await self.read("job", lambda: self.raw.job_info(system, jobid=job_id))
+            with self._system_checked(system):
+                result = await self.read("job", lambda: self.raw.job_info(system, jobid=job_id))
         except UnexpectedStatusException as e:
-            if is_not_found(e):
+            if is_job_not_found(e):
                 return None
             raise
         return result[0] if result else None
@@ -297,20 +503,26 @@ class FirecrestClient:
         return [j for j in found if j.get("name") == name]
 
     async def metadata(self, system: str, job_id: str) -> dict | None:
+        """A job's metadata; None only when FirecREST answers 404 "Job not found"."""
         try:
-            result = await self.read("job metadata", lambda: self.raw.job_metadata(system, job_id))
+            with self._system_checked(system):
+                result = await self.read(
+                    "job metadata", lambda: self.raw.job_metadata(system, job_id)
+                )
         except UnexpectedStatusException as e:
-            if is_not_found(e):
+            if is_job_not_found(e):
                 return None
             raise
         return result[0] if result else None
 
     async def userinfo(self, system: str) -> dict:
-        return await self.read("userinfo", lambda: self.raw.userinfo(system))
+        with self._system_checked(system):
+            return await self.read("userinfo", lambda: self.raw.userinfo(system))
 
     async def tail(self, system: str, path: str, lines: int = 30, max_bytes: int = 8192) -> str:
         """The last ``lines`` of a file, at most ``max_bytes`` characters."""
-        out = await self.read("tail", lambda: self.raw.tail(system, path, num_lines=lines))
+        with self._system_checked(system):
+            out = await self.read("tail", lambda: self.raw.tail(system, path, num_lines=lines))
         content = out.get("content", "") if isinstance(out, dict) else str(out or "")
         return content[-max_bytes:]
 
@@ -326,6 +538,8 @@ class FirecrestClient:
             try:
                 await self.raw.cancel_job(system, job_id)
             except UnexpectedStatusException as e:
+                if is_system_not_found(e):
+                    raise SystemNotFound(system, self.url, e) from e
                 # FirecREST answers 404 (REST mode) or 500 (scancel error) for
                 # a job that already ended; the caller confirms with a GET.
                 if http_status(e) in (404, 500):
@@ -344,13 +558,21 @@ class FirecrestClient:
         env: dict[str, str],
         account: str | None = None,
     ) -> str:
-        """Submit once; after an ambiguous failure adopt the job found by name."""
+        """Submit once; after an ambiguous failure adopt the job found by name.
+
+        Raises :class:`SubmitRefused` when sbatch refused the job (definite,
+        not repeated), :class:`SystemNotFound` for an unknown system,
+        :class:`SubmitOutcomeUnknown` when the job could not be looked up, and
+        the last error when every attempt failed and no job exists.
+        """
         s = self.settings
         await self.ensure_version()
+        attempts = max(1, s.submit_attempts)
+        cid = correlation_id_for(job_name)
         last: BaseException | None = None
-        for attempt in range(1, max(1, s.submit_attempts) + 1):
+        for attempt in range(1, attempts + 1):
             try:
-                with correlation_id(job_name):
+                with correlation_id(cid), self._system_checked(system):
                     result = await self.raw.submit(
                         system,
                         workdir,
@@ -360,28 +582,54 @@ class FirecrestClient:
                     )
                 return str(result["jobId"])
             except Exception as e:
+                if sbatch_refusal(e) is not None:
+                    raise SubmitRefused(job_name, e) from e
                 if not is_transient(e):
                     raise
                 last = e
+                again = attempt < attempts
                 if is_unprocessed(e):
-                    wait = retry_after(e)
                     log.warning(
-                        "Submit of %s refused (%s), attempt %d", job_name, describe(e), attempt
+                        "Submit of %s (correlation id %s) not accepted (%s), attempt %d of %d%s",
+                        job_name,
+                        cid,
+                        describe(e),
+                        attempt,
+                        attempts,
+                        "" if again else "; giving up",
                     )
-                    await asyncio.sleep(
-                        min(wait, s.max_retry_after) if wait is not None else self._backoff(attempt)
-                    )
+                    if again:
+                        wait = retry_after(e)
+                        await asyncio.sleep(
+                            min(wait, s.max_retry_after)
+                            if wait is not None
+                            else self._backoff(attempt)
+                        )
                     continue
                 log.warning(
-                    "Submit of %s failed ambiguously (%s); looking it up by name",
+                    "Submit of %s (correlation id %s) failed ambiguously (%s); "
+                    "looking it up by name",
                     job_name,
+                    cid,
                     describe(e),
                 )
                 found = await self._lookup_after_ambiguous(system, job_name, e)
                 if found is not None:
                     log.info("Adopted job %s (%s) after an ambiguous submit", found, job_name)
                     return found
-                log.warning("Job %s is not on the cluster; submitting again", job_name)
+                if again:
+                    log.warning(
+                        "Job %s is not on the cluster; submitting again (attempt %d of %d)",
+                        job_name,
+                        attempt + 1,
+                        attempts,
+                    )
+                else:
+                    log.warning(
+                        "Job %s is not on the cluster after %d submit attempts; giving up",
+                        job_name,
+                        attempts,
+                    )
         raise last if last is not None else RuntimeError("submit_attempts must be >= 1")
 
     async def _lookup_after_ambiguous(
@@ -418,27 +666,57 @@ class FirecrestClient:
 
         The content goes through FirecREST's upload, never through a command
         line. The local copy lives in a 0700 temporary directory for the
-        duration of the upload only.
+        duration of the upload only. If the file cannot be made private after
+        the upload, it is removed again.
         """
-        if not await self._exists(system, directory):
-            await self.read("mkdir", lambda: self.raw.mkdir(system, directory, create_parents=True))
-        await self.read("chmod", lambda: self.raw.chmod(system, directory, "700"))
-        local_dir = await asyncio.to_thread(tempfile.mkdtemp, prefix="fcs-")
-        local = os.path.join(local_dir, name)
+        with self._system_checked(system):
+            if not await self._exists(system, directory):
+                await self.read(
+                    "mkdir", lambda: self.raw.mkdir(system, directory, create_parents=True)
+                )
+            await self.read("chmod", lambda: self.raw.chmod(system, directory, "700"))
+            local_dir = await asyncio.to_thread(tempfile.mkdtemp, prefix="fcs-")
+            local = os.path.join(local_dir, name)
+            try:
+                await asyncio.to_thread(_write_private, local, content)
+                await self.read(
+                    "upload",
+                    lambda: self.raw.upload(system, local, directory, name, blocking=True),
+                )
+            finally:
+                await asyncio.to_thread(_remove_tree, local_dir)
+            path = f"{directory.rstrip('/')}/{name}"
+            try:
+                await self.read("chmod", lambda: self.raw.chmod(system, path, "600"))
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await self.remove_file(system, path)
+                raise
+            return path
+
+    async def remove_file(self, system: str, path: str) -> bool:
+        """Delete ``path``; False when it was not there (404 "No such file or directory").
+
+        Bounded by ``read_deadline`` as a whole, including pyfirecrest's
+        fallback to a transfer job after a 408.
+        """
+        deadline = self.settings.read_deadline
         try:
-            await asyncio.to_thread(_write_private, local, content)
-            await self.read(
-                "upload", lambda: self.raw.upload(system, local, directory, name, blocking=True)
-            )
-        finally:
-            await asyncio.to_thread(_remove_tree, local_dir)
-        path = f"{directory.rstrip('/')}/{name}"
-        await self.read("chmod", lambda: self.raw.chmod(system, path, "600"))
-        return path
+            with self._system_checked(system):
+                await asyncio.wait_for(
+                    self.read("rm", lambda: self.raw.rm(system, path, timeout=deadline)),
+                    deadline,
+                )
+        except UnexpectedStatusException as e:
+            if is_file_missing(e):
+                return False
+            raise
+        return True
 
     async def _exists(self, system: str, path: str) -> bool:
         try:
-            await self.read("stat", lambda: self.raw.stat(system, path))
+            with self._system_checked(system):
+                await self.read("stat", lambda: self.raw.stat(system, path))
         except UnexpectedStatusException as e:
             if is_not_found(e):
                 return False
@@ -497,12 +775,21 @@ __all__ = [
     "ClientSettings",
     "FirecrestClient",
     "SubmitOutcomeUnknown",
+    "SubmitRefused",
+    "SystemNotFound",
     "close_all",
+    "correlation_id_for",
     "describe",
     "error_message",
     "get_client",
     "http_status",
+    "informative_text",
+    "is_file_missing",
+    "is_job_not_found",
     "is_not_found",
+    "is_system_not_found",
     "is_transient",
+    "release_version",
     "retry_after",
+    "sbatch_refusal",
 ]

@@ -27,7 +27,14 @@ from tornado.netutil import bind_sockets
 from . import filesystem as fs
 from .auth import AuthError, TokenVerifier
 from .backends import make_backend
-from .backends.base import Backend, BackendError, JobRequest, identity
+from .backends.base import (
+    TIMEOUT_MESSAGE,
+    Backend,
+    BackendError,
+    JobRequest,
+    identity,
+    slurm_error,
+)
 from .config import EmulatorConfig, FaultConfig
 from .faults import Fault, FaultEngine, FaultRule
 from .idp import IdentityProvider, IdpError
@@ -37,6 +44,8 @@ log = logging.getLogger("firecrestspawner.emulator")
 
 _T = TypeVar("_T")
 JOB_ID_PATTERN = re.compile(r"^[a-zA-Z0-9]+$")
+#: Headers FirecREST's tracing middleware accepts only as UUIDs.
+TRACING_HEADERS = ("X-Request-ID", "X-Correlation-ID")
 _TRUE = {"true", "1", "yes", "on", "t", "y"}
 _FALSE = {"false", "0", "no", "off", "f", "n"}
 
@@ -239,8 +248,30 @@ class FirecrestHandler(_JSONHandler):
     def _template(self) -> str:
         return f"{self.request.method} {self.route}"
 
+    def _bad_tracing_header(self) -> bool:
+        """Refuse a non-UUID tracing header as the real server's outermost middleware does.
+
+        starlette-context answers 400 with an empty body and none of
+        FirecREST's headers, before authentication.
+        """
+        for name in TRACING_HEADERS:
+            value = self.request.headers.get(name)
+            if value is None:
+                continue
+            try:
+                uuid.UUID(value)
+            except ValueError:
+                for header in ("F7T-AppVersion", "F7T-Timestamp", *TRACING_HEADERS):
+                    self.clear_header(header)
+                self.set_status(400)
+                self.finish()
+                return True
+        return False
+
     async def prepare(self) -> None:
         self.emu.counters.endpoints[self._template()] += 1
+        if self._bad_tracing_header():
+            return
         if self.needs_auth:
             try:
                 self.user = self.emu.require(self.emu.verifier).username(
@@ -349,6 +380,10 @@ class FirecrestHandler(_JSONHandler):
         backend = self.emu.backends.get(system.lower())
         if backend is None:
             raise BackendError(404, "System not found")
+        if self.user is not None and not backend.has_ssh_credentials(self.user):
+            # FirecREST's static-keys provider raises an exception without a
+            # message attribute; the server shows its args.
+            raise BackendError(500, repr((f"No SSH credentials found for user:{self.user}",)))
         return backend
 
     def query_bool(self, name: str, default: bool = False) -> bool | None:
@@ -395,9 +430,17 @@ class FirecrestHandler(_JSONHandler):
         backend = self.backend(system)
         if not self.check_job_id(job_id):
             return None
+        if not job_id.isdigit():
+            # Passes the path pattern, but sacct refuses it: the server's 500.
+            raise BackendError(500, "Error executing Slurm command.")
         if not self.emu.visible(system.lower(), job_id):
             raise BackendError(404, "Job not found.")
         return await backend.get_job(self.user or "", job_id)
+
+    async def wait_for_stdin(self, backend: Backend) -> None:
+        """A command that waits for input that never comes: 408 after ``stdin_wait``."""
+        await asyncio.sleep(backend.system.stdin_wait)
+        raise BackendError(408, TIMEOUT_MESSAGE)
 
     def owner(self) -> tuple[int, int] | None:
         ident = identity(self.user or "")
@@ -558,9 +601,9 @@ class JobsHandler(FirecrestHandler):
             return
         job = body.job
         if job.script is None and job.script_path is None:
-            self.validation_error(
-                [{"location": "body", "name": "job", "message": "script or scriptPath is required"}]
-            )
+            # The real server runs sbatch with nothing on stdin: sbatch waits
+            # for a script until the SSH command timeout.
+            await self.wait_for_stdin(backend)
             return
         if isinstance(job.env, list):
             # The real SSH backend calls env.items(): a list is a server error.
@@ -583,6 +626,8 @@ class JobHandler(FirecrestHandler):
         backend = self.backend(system)
         if not self.check_job_id(job_id):
             return
+        if not job_id.isdigit():
+            raise slurm_error(1, f"scancel: error: Invalid job id {job_id}\n")
         await backend.cancel(self.user or "", job_id)
         self.reply(204)
 
@@ -683,12 +728,27 @@ class OpsHandler(FirecrestHandler):
                 )
                 return
             upload = files[0]
+            if not upload.body:
+                # The server pipes nothing to its decoder, which waits for input.
+                await self.wait_for_stdin(self.backend(system))
+                return
             await asyncio.to_thread(
                 fs.upload, path, upload.filename, upload.body, self.owner(), self._max(system)
             )
             self.reply(204)
         else:
             raise tornado.web.HTTPError(405)
+
+    async def delete(self, system: str, op: str) -> None:
+        self.backend(system)
+        if op != "rm":
+            raise tornado.web.HTTPError(405)
+        path = self._path(system, self.get_query_argument("path", None))
+        if path is None:
+            return
+        roots = [f.path for f in self.backend(system).system.file_systems]
+        await asyncio.to_thread(fs.rm, path, roots)
+        self.reply(204)
 
     async def put(self, system: str, op: str) -> None:
         self.backend(system)
@@ -720,7 +780,8 @@ class FirecrestNotFound(FirecrestHandler):
 
     async def prepare(self) -> None:
         self.emu.counters.endpoints[self._template()] += 1
-        self.error(404, "Not Found")
+        if not self._bad_tracing_header():
+            self.error(404, "Not Found")
 
 
 # -- identity provider -------------------------------------------------------------------------
@@ -959,7 +1020,7 @@ def make_app(emu: Emulator) -> tornado.web.Application:
         (rf"/compute/{sys_}/jobs/([^/]+)/metadata/?", JobMetadataHandler, a),
         (rf"/compute/{sys_}/jobs/([^/]+)/?", JobHandler, a),
         (
-            rf"/filesystem/{sys_}/ops/(tail|head|view|ls|stat|mkdir|chmod|upload)/?",
+            rf"/filesystem/{sys_}/ops/(tail|head|view|ls|stat|mkdir|chmod|upload|rm)/?",
             OpsHandler,
             a,
         ),

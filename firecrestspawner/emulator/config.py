@@ -86,8 +86,25 @@ class SystemConfig(_Model):
     reservations: list[ReservationConfig] = Field(default_factory=list)
     file_systems: list[FileSystemConfig] = Field(default_factory=_default_file_systems)
     #: Accounts reported by userinfo: {username: [account, ...]}; "*" for everyone.
-    #: The first account is the default one. Empty: ``accounts`` is null.
+    #: Empty: ``accounts`` is null (no accounting). The local backend charges a
+    #: job without ``--account`` to the default account and refuses an account
+    #: not in the user's list, like sbatch with accounting enforced.
     accounts: dict[str, list[str]] = Field(default_factory=dict)
+    #: The account userinfo marks ``default: true`` (sacctmgr's DefaultAccount):
+    #: {username: account}; "*" for everyone. Absent: the first of the user's
+    #: ``accounts``; null: none is marked default.
+    default_account: dict[str, str | None] = Field(default_factory=dict)
+    #: Users the server has SSH credentials for (None: everyone). Others get
+    #: 500 "No SSH credentials found for user" on every endpoint that runs a
+    #: command on the system, as with FirecREST's static-keys provider.
+    ssh_users: list[str] | None = None
+    #: Local backend: ``#SBATCH`` options that spank plugins add at the site
+    #: (accepted besides sbatch's own; anything else is refused like sbatch does).
+    sbatch_plugin_options: list[str] = Field(default_factory=lambda: ["uenv", "view"])
+    #: Seconds before the 408 answer to commands that wait for input which never
+    #: comes (a submit without script, an empty upload). The real server waits
+    #: for its SSH command timeout (about 10 s measured); 0 answers at once.
+    stdin_wait: float = 0.0
     #: Reported in ``servicesHealth``.
     healthy: bool = True
     #: Scheduler connection mode reported in /status/systems; in "rest" mode a

@@ -13,6 +13,7 @@ import grp
 import os
 import posixpath
 import pwd
+import shutil
 import stat as statmod
 from collections.abc import Sequence
 
@@ -281,3 +282,27 @@ def upload(
             os.close(fd)
     except OSError as e:
         raise _os_error(e, target, "upload") from e
+
+
+def _command_error(command_stderr: str) -> BackendError:
+    """FirecREST's answer to a failed file command (its ``error_handling``)."""
+    message = f"Remote process failed with exit status:1 and error message:{command_stderr}"
+    if "No such file or directory" in command_stderr:
+        return BackendError(404, message)
+    if "Permission denied" in command_stderr or "Operation not permitted" in command_stderr:
+        return BackendError(403, message)
+    return BackendError(500, message)
+
+
+def rm(path: str, roots: Sequence[str]) -> None:
+    """``rm -r --interactive=never -- PATH``; a file-system root is never removed."""
+    if path in {posixpath.normpath(r) for r in roots} or path == "/":
+        raise _command_error(f"rm: cannot remove '{path}': Permission denied")
+    try:
+        st = os.lstat(path)
+        if statmod.S_ISDIR(st.st_mode):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+    except OSError as e:
+        raise _command_error(f"rm: cannot remove '{path}': {e.strerror}") from e

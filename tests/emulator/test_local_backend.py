@@ -189,3 +189,140 @@ def test_system_changes_at_run_time(emu, http, tmp_path):
         emu.admin.set_system("cluster", healthy=True, slots=4)
     with pytest.raises(RuntimeError, match="cannot change"):
         emu.admin.set_system("cluster", backend="slurm")
+
+
+def test_cancel_refusal_is_scancel_verbose_text(emu, http, tmp_path):
+    """FirecREST runs ``scancel --verbose``: "Terminating job N" comes before the error."""
+    job_id = submit(http, workingDirectory=str(tmp_path), script="#!/bin/bash\nsleep 30\n")
+    other = {"Authorization": f"Bearer {emu.issue_access_token('mallory')}"}
+    r = http.delete(f"/compute/cluster/jobs/{job_id}", headers=other)
+    assert (r.status_code, r.json()["message"]) == (
+        500,
+        (
+            "Unexpected Slurm command response. exit_status:1 std_err:"
+            f"scancel: Terminating job {job_id}\n"
+            f"scancel: error: Kill job error on job id {job_id}: Access/permission denied\n"
+        ),
+    )
+    assert http.delete(f"/compute/cluster/jobs/{job_id}").status_code == 204
+
+
+@pytest.mark.parametrize(
+    ("directive", "accepted"),
+    [
+        pytest.param("#SBATCH --nosuch=1", False, id="unknown-long"),
+        pytest.param("#SBATCH -Z", False, id="unknown-short"),
+        pytest.param("#SBATCH --mem=1G --nosuch", False, id="unknown-after-known"),
+        pytest.param("#SBATCH --mem=1G", True, id="known"),
+        pytest.param("#SBATCH --part=normal", True, id="getopt-abbreviation"),
+        pytest.param("#SBATCH --uenv=prgenv/24:v1", True, id="plugin-option"),
+        pytest.param("# SBATCH --nosuch", True, id="not-a-directive"),
+    ],
+)
+def test_unknown_sbatch_option_is_refused_like_sbatch(http, tmp_path, directive, accepted):
+    script = f"#!/bin/bash\n{directive}\ntrue\n"
+    r = http.post(
+        "/compute/cluster/jobs", json={"job": {"workingDirectory": str(tmp_path), "script": script}}
+    )
+    if accepted:
+        assert r.status_code == 201, r.text
+        return
+    assert r.status_code == 500
+    message = r.json()["message"]
+    assert message.startswith(
+        "Unexpected Slurm command response. exit_status:255 std_err:sbatch: unrecognized option"
+    )
+    assert 'Try "sbatch --help" for more information' in message
+
+
+def test_userinfo_accounts_and_the_account_jobs_are_charged_to(tmp_path):
+    """``accounts`` and ``default_account`` per user, as sacctmgr reports them."""
+    config = EmulatorConfig(
+        systems=[
+            SystemConfig(
+                accounts={"*": ["proj1", "proj2"], "nodefault": ["a1"], "none": []},
+                default_account={"*": "proj2", "nodefault": None},
+            )
+        ]
+    )
+    with running_emulator(config) as emu:
+
+        def client(user):
+            token = emu.issue_access_token(user)
+            return httpx.Client(
+                base_url=emu.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+            )
+
+        with client("lou") as lou, client("nodefault") as nd, client("none") as none:
+            assert lou.get("/status/cluster/userinfo").json()["accounts"] == [
+                {"name": "proj1", "default": False},
+                {"name": "proj2", "default": True},
+            ]
+            assert nd.get("/status/cluster/userinfo").json()["accounts"] == [
+                {"name": "a1", "default": False}
+            ]
+            assert none.get("/status/cluster/userinfo").json()["accounts"] is None
+
+            script = "#!/bin/bash\ntrue\n"
+            wd = str(tmp_path)
+            # No --account: Slurm charges the default account.
+            job_id = submit(lou, workingDirectory=wd, script=script)
+            assert lou.get(f"/compute/cluster/jobs/{job_id}").json()["jobs"][0]["account"] == (
+                "proj2"
+            )
+            job_id = submit(lou, workingDirectory=wd, script="#!/bin/bash\n#SBATCH -A proj1\n")
+            assert lou.get(f"/compute/cluster/jobs/{job_id}").json()["jobs"][0]["account"] == (
+                "proj1"
+            )
+            for http, job in (
+                (lou, {"script": script, "account": "other"}),
+                (nd, {"script": script}),  # no default account and none given
+            ):
+                r = http.post(
+                    "/compute/cluster/jobs", json={"job": {"workingDirectory": wd, **job}}
+                )
+                assert r.status_code == 500
+                assert (
+                    "sbatch: error: Batch job submission failed: Invalid account or "
+                    "account/partition combination specified" in r.json()["message"]
+                )
+            # Without accounting any account (or none) is accepted.
+            job_id = submit(none, workingDirectory=wd, script=script)
+            assert none.get(f"/compute/cluster/jobs/{job_id}").json()["jobs"][0]["account"] == (
+                "(null)"
+            )
+
+
+def test_users_without_ssh_credentials_get_500():
+    """``ssh_users``: the server has keys for these users only (default: everyone)."""
+    assert SystemConfig().ssh_users is None
+    config = EmulatorConfig(systems=[SystemConfig(ssh_users=["alice"])])
+    with running_emulator(config) as emu:
+        for user, status in (("alice", 200), ("bob", 500)):
+            h = {"Authorization": f"Bearer {emu.issue_access_token(user)}"}
+            for path in ("/status/cluster/userinfo", "/compute/cluster/jobs"):
+                r = httpx.get(f"{emu.url}{path}", headers=h)
+                assert (user, path, r.status_code) == (user, path, status)
+                if status == 500:
+                    assert "No SSH credentials found for user" in r.json()["message"]
+                    assert "bob" in r.json()["message"]
+            # Listing systems needs no SSH session.
+            assert httpx.get(f"{emu.url}/status/systems", headers=h).status_code == 200
+
+
+def test_missing_script_waits_for_stdin_then_408(tmp_path):
+    """``stdin_wait``: the real server answers after its SSH command timeout."""
+    config = EmulatorConfig(systems=[SystemConfig(stdin_wait=0.5)])
+    with running_emulator(config) as emu:
+        h = {"Authorization": f"Bearer {emu.issue_access_token('lou')}"}
+        started = time.monotonic()
+        r = httpx.post(
+            f"{emu.url}/compute/cluster/jobs",
+            headers=h,
+            json={"job": {"workingDirectory": str(tmp_path)}},
+        )
+        assert (r.status_code, r.json()["message"]) == (
+            408,
+            "Command execution timeout limit exceeded.",
+        )
+        assert time.monotonic() - started >= 0.5

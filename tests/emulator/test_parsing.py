@@ -91,3 +91,51 @@ def test_fault_engine_skip_times_and_route_globs():
     assert [d.status if d else None for d in decisions] == [None, 503, 503, None, None]
     assert engine.decide("POST", "/compute/{system}/jobs", "u") is None
     assert engine.stats()[0]["fired"] == 2
+
+
+@pytest.mark.parametrize(
+    ("rc", "stderr", "refused"),
+    [
+        pytest.param(0, "scancel: Terminating job 5\n", False, id="cancelled"),
+        pytest.param(
+            0,
+            "scancel: Terminating job 5\n"
+            "scancel: error: Kill job error on job id 5: "
+            "Job/step already completing or completed\n",
+            True,
+            id="error-with-exit-0",
+        ),
+        pytest.param(1, "scancel: Terminating job 5\n", True, id="exit-1"),
+    ],
+)
+async def test_cancel_judges_scancel_verbose_like_firecrest(monkeypatch, rc, stderr, refused):
+    """The slurm backend judges ``scancel --verbose`` as FirecREST does (no Slurm needed:
+    the commands are answered at the subprocess boundary)."""
+    from firecrestspawner.emulator.backends.base import BackendError
+    from firecrestspawner.emulator.backends.slurm import SlurmBackend
+    from firecrestspawner.emulator.config import FaultConfig, SystemConfig
+
+    backend = SlurmBackend(SystemConfig(backend="slurm", submit_as_user=False), FaultConfig())
+    calls: list[list[str]] = []
+
+    async def run(argv, *, stdin=None, env=None):
+        calls.append(argv)
+        if argv[0] == "scontrol":
+            return (
+                0,
+                "JobId=5 JobName=x UserId=lou(20001) GroupId=lou(20001) JobState=RUNNING\n",
+                "",
+            )
+        return rc, "", stderr
+
+    monkeypatch.setattr(backend, "_run", run)
+    if refused:
+        with pytest.raises(BackendError) as info:
+            await backend.cancel("lou", "5")
+        assert info.value.status == 500
+        assert info.value.message == (
+            f"Unexpected Slurm command response. exit_status:{rc} std_err:{stderr}"
+        )
+    else:
+        await backend.cancel("lou", "5")
+    assert calls[-1][-3:] == ["scancel", "--verbose", "5"]

@@ -103,3 +103,132 @@ async def test_wait_for_job(client, tmp_path):
     )["jobId"]
     job = await client.wait_for_job("cluster", job_id, timeout=60)
     assert job[0]["status"]["state"] == "COMPLETED"
+
+
+# -- firecrestspawner's client (client.py) on top of pyfirecrest ------------------
+
+
+@pytest.mark.parametrize("app_version", ["2.x.x", "2", "dev", ""])
+async def test_non_release_app_version_never_pins_an_old_api(app_version, tmp_path):
+    """Builds from FirecREST's main branch answer ``F7T-AppVersion: 2.x.x``."""
+    from firecrestspawner import client as fc
+    from firecrestspawner.emulator.config import EmulatorConfig, SystemConfig
+    from firecrestspawner.emulator.testing import running_emulator
+
+    config = EmulatorConfig(app_version=app_version, systems=[SystemConfig(name="cluster")])
+    with running_emulator(config) as emu:
+        settings = fc.ClientSettings(read_attempts=1)
+        client = fc.get_client(emu.url, "sa:test", EmulatorAuth(emu), settings)
+        try:
+            assert await client.ensure_version() is None
+            # What an API pinned at "2" refuses (NotImplementedOnAPIversion):
+            assert isinstance(await client.jobs("cluster", allusers=True), list)
+            assert isinstance(await client.raw.job_info("cluster", account="x"), list)
+            job_id = await client.submit(
+                "cluster",
+                job_name="fcs.test.v",
+                workdir=str(tmp_path),
+                script="#!/bin/bash\ntrue\n",
+                env={},
+            )
+            # After many responses carrying the header, still not pinned.
+            assert await client.job("cluster", job_id) is not None
+            assert isinstance(await client.jobs("cluster", allusers=True), list)
+        finally:
+            await fc.close_all()
+
+
+async def test_release_app_version_is_pinned(emulator):
+    from packaging.version import Version
+
+    from firecrestspawner import client as fc
+
+    client = fc.get_client(emulator.url, "sa:pin", EmulatorAuth(emulator), fc.ClientSettings())
+    try:
+        assert await client.ensure_version() == Version("2.5.6")
+        assert client.raw._api_version == Version("2.5.6")
+    finally:
+        await fc.close_all()
+
+
+async def test_unknown_system_is_a_configuration_error_never_a_gone_job(emulator, tmp_path):
+    from firecrestspawner import client as fc
+
+    client = fc.get_client(
+        emulator.url, "user:alice", EmulatorAuth(emulator, "alice"), fc.ClientSettings()
+    )
+    try:
+        for call in (
+            lambda: client.job("nosuch", "1"),
+            lambda: client.metadata("nosuch", "1"),
+            lambda: client.jobs("nosuch"),
+            lambda: client.userinfo("nosuch"),
+            lambda: client.cancel("nosuch", "1"),
+            lambda: client.remove_file("nosuch", str(tmp_path / "x")),
+        ):
+            with pytest.raises(fc.SystemNotFound) as info:
+                await call()
+            assert "'nosuch'" in str(info.value)
+        # A job FirecREST does not know is None ("Job not found.").
+        assert await client.job("cluster", "424242") is None
+        assert await client.metadata("cluster", "424242") is None
+    finally:
+        await fc.close_all()
+
+
+async def test_remove_file(emulator, tmp_path):
+    from firecrestspawner import client as fc
+
+    client = fc.get_client(
+        emulator.url, "user:alice", EmulatorAuth(emulator, "alice"), fc.ClientSettings()
+    )
+    try:
+        path = await client.write_private_file("cluster", str(tmp_path / "d"), "f.token", "x")
+        assert (tmp_path / "d" / "f.token").exists()
+        assert await client.remove_file("cluster", path) is True
+        assert not (tmp_path / "d" / "f.token").exists()
+        assert await client.remove_file("cluster", path) is False
+    finally:
+        await fc.close_all()
+
+
+@pytest.mark.parametrize(
+    ("script", "reason"),
+    [
+        pytest.param(
+            "#!/bin/bash\n#SBATCH --partition=nosuch\ntrue\n",
+            "sbatch: error: invalid partition specified: nosuch",
+            id="partition",
+        ),
+        pytest.param(
+            "#!/bin/bash\n#SBATCH --nosuch=1\ntrue\n",
+            "sbatch: unrecognized option '--nosuch=1'",
+            id="option",
+        ),
+        pytest.param(
+            "true\n", "sbatch: error: This does not look like a batch script.", id="script"
+        ),
+    ],
+)
+async def test_sbatch_refusal_is_definite(emulator, tmp_path, script, reason):
+    """Not repeated, not looked up by name: sbatch created no job."""
+    from firecrestspawner import client as fc
+
+    client = fc.get_client(
+        emulator.url, "user:alice", EmulatorAuth(emulator, "alice"), fc.ClientSettings()
+    )
+    emulator.admin.clear_requests()
+    try:
+        with pytest.raises(fc.SubmitRefused) as info:
+            await client.submit(
+                "cluster", job_name="fcs.refused", workdir=str(tmp_path), script=script, env={}
+            )
+    finally:
+        await fc.close_all()
+    assert info.value.reason.startswith(reason)
+    calls = [
+        (r["method"], r["route"], r["status"])
+        for r in emulator.admin.requests()
+        if r["route"].startswith("/compute/")
+    ]
+    assert calls == [("POST", "/compute/{system}/jobs", 500)]

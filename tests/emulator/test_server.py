@@ -28,18 +28,47 @@ def wait_state(emu, job_id, headers, prefix, timeout=20.0) -> dict:
     raise AssertionError(f"job {job_id} never reached {prefix}")
 
 
+REQUEST_ID = "0b6a3e8c-3f7c-4a59-9d43-6f1a2f5c9e10"
+CORRELATION_ID = "8e355920-ceb4-5d51-9cf2-9563ca979ab1"
+
+
 def test_headers(emulator):
-    h = auth(emulator) | {"X-Request-ID": "req-1", "X-Correlation-ID": "corr-1"}
+    h = auth(emulator) | {"X-Request-ID": REQUEST_ID, "X-Correlation-ID": CORRELATION_ID}
     r = httpx.get(f"{emulator.url}/status/systems", headers=h)
     assert r.headers["F7T-AppVersion"] == "2.5.6"
     assert r.headers["F7T-AuthUsername"] == "alice"
     assert r.headers["F7T-Timestamp"]
-    assert r.headers["X-Request-ID"] == "req-1"
-    assert r.headers["X-Correlation-ID"] == "corr-1"
+    assert r.headers["X-Request-ID"] == REQUEST_ID
+    assert r.headers["X-Correlation-ID"] == CORRELATION_ID
     r = httpx.get(f"{emulator.url}/status/systems")
     assert r.status_code == 401
     assert "F7T-AuthUsername" not in r.headers
     assert r.headers["F7T-AppVersion"] == "2.5.6"
+
+
+@pytest.mark.parametrize("header", ["X-Correlation-ID", "X-Request-ID"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("fcs.jupyterhub.alice..abc123", id="job-name"),
+        pytest.param("corr-1", id="word"),
+        pytest.param("", id="empty"),
+    ],
+)
+def test_non_uuid_tracing_header_is_400_with_empty_body(emulator, header, value):
+    """FirecREST's tracing middleware accepts only UUIDs, before anything else."""
+    for path in ("/status/systems", "/compute/cluster/jobs", "/status/liveness/", "/nope"):
+        r = httpx.get(f"{emulator.url}{path}", headers=auth(emulator) | {header: value})
+        assert (path, r.status_code, r.content) == (path, 400, b"")
+        assert "F7T-AppVersion" not in r.headers
+    # Without authentication too: the middleware runs first.
+    r = httpx.get(f"{emulator.url}/status/systems", headers={header: value})
+    assert (r.status_code, r.content) == (400, b"")
+    # A UUID of any version passes (pyfirecrest sends uuid4, the spawner uuid5).
+    r = httpx.get(
+        f"{emulator.url}/status/systems", headers=auth(emulator) | {header: CORRELATION_ID}
+    )
+    assert r.status_code == 200
 
 
 def test_path_is_lower_cased(emulator):

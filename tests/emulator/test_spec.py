@@ -173,10 +173,17 @@ async def test_job_life_cycle(http, pyf, emu, tmp_path):
     await wait_for_state(pyf, SYS, f, ("RUNNING",))
     await pyf.cancel_job(SYS, f)
     await wait_for_state(pyf, SYS, f, ("CANCELLED",))
-    # Cancelling a finished job is scancel's error: 500 in SSH mode.
+    # Cancelling a finished job is scancel's error: 500 in SSH mode, with
+    # `scancel --verbose`'s two lines although scancel exits 0.
     r = await http.delete(f"/compute/{SYS}/jobs/{f}")
-    assert r.status_code == 500
-    assert "already completing or completed" in r.json()["message"]
+    assert (r.status_code, r.json()["message"]) == (
+        500,
+        (
+            "Unexpected Slurm command response. exit_status:0 std_err:"
+            f"scancel: Terminating job {f}\n"
+            f"scancel: error: Kill job error on job id {f}: Job/step already completing or completed\n"
+        ),
+    )
     # After the retention time the job is gone.
     for _ in range(50):
         r = await http.get(f"/compute/{SYS}/jobs/{a}")
@@ -231,18 +238,56 @@ async def test_error_paths(http, emu, tmp_path):
     r = await http.post(f"/compute/{SYS}/jobs", json={"job": {"script": "#!/bin/bash\n"}})
     assert (r.status_code, r.json()["errorType"]) == (400, "validation")
     assert r.json()["data"]["fields"][0]["name"] == "job.workingDirectory"
+    # A job id that passes the path pattern but is not a number: sacct's error.
+    r = await http.get(f"/compute/{SYS}/jobs/abc")
+    assert (r.status_code, r.json()["message"]) == (500, "Error executing Slurm command.")
+    r = await http.delete(f"/compute/{SYS}/jobs/abc")
+    assert r.status_code == 500
+    assert "Invalid job id abc" in r.json()["message"]
+    # No script: sbatch waits for one on stdin until the command timeout.
     r = await http.post(f"/compute/{SYS}/jobs", json={"job": {"workingDirectory": "/tmp"}})
-    assert (r.status_code, r.json()["errorType"]) == (400, "validation")
+    assert (r.status_code, r.json()["message"]) == (
+        408,
+        "Command execution timeout limit exceeded.",
+    )
     r = await http.post(
         f"/compute/{SYS}/jobs",
         json={"job": {"workingDirectory": "/tmp", "script": "#!/bin/bash\n", "partition": "x"}},
     )
-    assert r.status_code == 500
-    assert "Invalid partition name specified" in r.json()["message"]
+    assert (r.status_code, r.json()["message"]) == (
+        500,
+        (
+            "Unexpected Slurm command response. exit_status:1 std_err:"
+            "sbatch: error: invalid partition specified: x\n"
+            "sbatch: error: Batch job submission failed: Invalid partition name specified\n"
+        ),
+    )
     r = await http.post(
         f"/compute/{SYS}/jobs", json={"job": {"workingDirectory": "/tmp", "script": "echo no"}}
     )
     assert r.status_code == 500
+    assert r.json()["message"].startswith(
+        "Unexpected Slurm command response. exit_status:1 std_err:"
+        "sbatch: error: This does not look like a batch script."
+    )
+    r = await http.post(
+        f"/compute/{SYS}/jobs",
+        json={"job": {"workingDirectory": "/tmp", "script": "#!/bin/bash\n#SBATCH --nosuch=1\n"}},
+    )
+    assert (r.status_code, r.json()["message"]) == (
+        500,
+        (
+            "Unexpected Slurm command response. exit_status:255 std_err:"
+            "sbatch: unrecognized option '--nosuch=1'\n"
+            'Try "sbatch --help" for more information\n'
+        ),
+    )
+    r = await http.post(
+        f"/compute/{SYS}/jobs",
+        json={"job": {"workingDirectory": "/tmp", "script": "#!/bin/bash\n", "account": "x"}},
+    )
+    assert r.status_code == 500
+    assert "Invalid account or account/partition combination specified" in r.json()["message"]
     r = await http.get(f"/compute/{SYS}/jobs", params={"allusers": "maybe"})
     assert (r.status_code, r.json()["errorType"]) == (400, "validation")
 
@@ -275,6 +320,30 @@ async def test_error_paths(http, emu, tmp_path):
         f"{ops}/upload", params={"path": str(tmp_path / "nodir")}, files={"file": ("x", b"1")}
     )
     assert r.status_code == 404
+    r = await http.post(f"{ops}/upload", params={"path": str(tmp_path)}, files={"file": ("x", b"")})
+    assert (r.status_code, r.json()["message"]) == (
+        408,
+        "Command execution timeout limit exceeded.",
+    )
+    assert not (tmp_path / "x").exists()
+    gone = tmp_path / "gone"
+    gone.write_text("x")
+    assert (await http.delete(f"{ops}/rm", params={"path": str(gone)})).status_code == 204
+    assert not gone.exists()
+    r = await http.delete(f"{ops}/rm", params={"path": str(gone)})
+    assert r.status_code == 404
+    assert "No such file or directory" in r.json()["message"]
+    tree = tmp_path / "tree" / "sub"
+    tree.mkdir(parents=True)
+    (tree / "f").write_text("x")
+    assert (
+        await http.delete(f"{ops}/rm", params={"path": str(tmp_path / "tree")})
+    ).status_code == 204
+    assert not (tmp_path / "tree").exists()
+    r = await http.delete(f"{ops}/rm", params={"path": "/tmp"})
+    assert r.status_code == 403
+    r = await http.delete(f"{ops}/rm", params={"path": "relative"})
+    assert r.status_code == 400
 
     # Injected faults also answer ApiResponseError bodies.
     await asyncio.to_thread(
@@ -337,5 +406,12 @@ def test_coverage(checker):
         ("PUT", "/filesystem/{system}/ops/chmod", 400),
         ("POST", "/filesystem/{system}/ops/upload", 204),
         ("POST", "/filesystem/{system}/ops/upload", 404),
+        ("POST", "/filesystem/{system}/ops/upload", 408),
+        ("DELETE", "/filesystem/{system}/ops/rm", 204),
+        ("DELETE", "/filesystem/{system}/ops/rm", 400),
+        ("DELETE", "/filesystem/{system}/ops/rm", 403),
+        ("DELETE", "/filesystem/{system}/ops/rm", 404),
+        ("POST", "/compute/{system}/jobs", 408),
+        ("GET", "/compute/{system}/jobs/{job_id}", 500),
     }
     assert want - seen == set()

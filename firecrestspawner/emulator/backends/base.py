@@ -9,12 +9,14 @@ import shlex
 import time
 import zlib
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import FaultConfig, SystemConfig
 
 JOB_NOT_FOUND = "Job not found."
+TIMEOUT_MESSAGE = "Command execution timeout limit exceeded."
 
 
 class BackendError(Exception):
@@ -30,6 +32,50 @@ class BackendError(Exception):
 class JobNotFound(BackendError):
     def __init__(self, message: str = JOB_NOT_FOUND) -> None:
         super().__init__(404, message)
+
+
+def slurm_error(exit_status: int, stderr: str) -> BackendError:
+    """FirecREST's 500 for a failed scheduler command: the whole stderr, unstripped."""
+    return BackendError(
+        500, f"Unexpected Slurm command response. exit_status:{exit_status} std_err:{stderr}"
+    )
+
+
+def scancel_error(job_id: str, reason: str, exit_status: int = 1) -> BackendError:
+    """What ``scancel --verbose`` (FirecREST's cancel) prints before and with its error.
+
+    scancel exits 0 for a job already completing or completed, yet FirecREST
+    answers 500 since the output holds ``error:``.
+    """
+    return slurm_error(
+        exit_status,
+        f"scancel: Terminating job {job_id}\n"
+        f"scancel: error: Kill job error on job id {job_id}: {reason}\n",
+    )
+
+
+def sbatch_error(*lines: str, exit_status: int = 1) -> BackendError:
+    """sbatch refusing a job: each line prefixed ``sbatch: error:``, exit status 1."""
+    return slurm_error(exit_status, "".join(f"sbatch: error: {line}\n" for line in lines))
+
+
+INVALID_PARTITION = "Batch job submission failed: Invalid partition name specified"
+INVALID_ACCOUNT = (
+    "Batch job submission failed: Invalid account or account/partition combination specified"
+)
+NOT_A_BATCH_SCRIPT = (
+    "This does not look like a batch script.  The first",
+    "line must start with #! followed by the path to an interpreter.",
+    "For instance: #!/bin/sh",
+)
+
+
+def unrecognized_option(option: str) -> BackendError:
+    """sbatch's refusal of an option it does not know (getopt's words, exit 255)."""
+    return slurm_error(
+        255,
+        f"sbatch: unrecognized option '{option}'\nTry \"sbatch --help\" for more information\n",
+    )
 
 
 @dataclass
@@ -207,17 +253,34 @@ class Backend(ABC):
     @abstractmethod
     async def nodes(self) -> list[dict[str, Any]]: ...
 
+    def accounts_of(self, user: str) -> list[str]:
+        """The user's Slurm accounts (``accounts``); empty without accounting."""
+        return list(self.system.accounts.get(user, self.system.accounts.get("*")) or [])
+
+    def default_account_of(self, user: str) -> str | None:
+        """sacctmgr's DefaultAccount of ``user`` (see ``default_account``)."""
+        accounts = self.accounts_of(user)
+        defaults = self.system.default_account
+        if user in defaults:
+            return defaults[user]
+        if "*" in defaults:
+            return defaults["*"]
+        return accounts[0] if accounts else None
+
+    def has_ssh_credentials(self, user: str) -> bool:
+        """Whether the server could open an SSH session for ``user`` (``ssh_users``)."""
+        return self.system.ssh_users is None or user in self.system.ssh_users
+
     async def userinfo(self, user: str) -> dict[str, Any]:
         ident = identity(user)
-        accounts = self.system.accounts.get(user, self.system.accounts.get("*"))
+        accounts = self.accounts_of(user)
+        default = self.default_account_of(user)
         return {
             "user": {"id": str(ident.uid), "name": user},
             "group": {"id": str(ident.gid), "name": ident.group},
             "groups": [{"id": str(g), "name": n} for g, n in ident.groups],
             "accounts": (
-                [{"name": a, "default": i == 0} for i, a in enumerate(accounts)]
-                if accounts
-                else None
+                [{"name": a, "default": a == default} for a in accounts] if accounts else None
             ),
         }
 
@@ -287,9 +350,141 @@ _SHORT = {
 }
 
 
-def parse_sbatch_directives(script: str) -> dict[str, str]:
-    """``#SBATCH`` options of a script, as sbatch reads them (up to the first command)."""
-    options: dict[str, str] = {}
+#: sbatch 22.05's long options (``sbatch --help`` and the hidden ones).
+SBATCH_LONG_OPTIONS = frozenset(
+    [
+        "account",
+        "acctg-freq",
+        "array",
+        "batch",
+        "bb",
+        "bbf",
+        "begin",
+        "chdir",
+        "cluster-constraint",
+        "clusters",
+        "comment",
+        "constraint",
+        "container",
+        "contiguous",
+        "core-spec",
+        "cores-per-socket",
+        "cpu-freq",
+        "cpus-per-gpu",
+        "cpus-per-task",
+        "deadline",
+        "delay-boot",
+        "dependency",
+        "distribution",
+        "error",
+        "exclude",
+        "exclusive",
+        "export",
+        "export-file",
+        "extra-node-info",
+        "get-user-env",
+        "gid",
+        "gpu-bind",
+        "gpu-freq",
+        "gpus",
+        "gpus-per-node",
+        "gpus-per-socket",
+        "gpus-per-task",
+        "gres",
+        "gres-flags",
+        "help",
+        "hint",
+        "hold",
+        "ignore-pbs",
+        "input",
+        "job-name",
+        "kill-on-invalid-dep",
+        "licenses",
+        "mail-type",
+        "mail-user",
+        "mcs-label",
+        "mem",
+        "mem-bind",
+        "mem-per-cpu",
+        "mem-per-gpu",
+        "mincpus",
+        "network",
+        "nice",
+        "no-kill",
+        "no-requeue",
+        "nodefile",
+        "nodelist",
+        "nodes",
+        "ntasks",
+        "ntasks-per-core",
+        "ntasks-per-gpu",
+        "ntasks-per-node",
+        "ntasks-per-socket",
+        "open-mode",
+        "output",
+        "overcommit",
+        "oversubscribe",
+        "parsable",
+        "partition",
+        "power",
+        "prefer",
+        "priority",
+        "profile",
+        "propagate",
+        "qos",
+        "quiet",
+        "reboot",
+        "requeue",
+        "reservation",
+        "signal",
+        "sockets-per-node",
+        "spread-job",
+        "switches",
+        "test-only",
+        "thread-spec",
+        "threads-per-core",
+        "time",
+        "time-min",
+        "tmp",
+        "tres-per-task",
+        "uid",
+        "usage",
+        "use-min-nodes",
+        "verbose",
+        "version",
+        "wait",
+        "wait-all-nodes",
+        "wckey",
+        "wrap",
+    ]
+)
+#: sbatch's short options.
+SBATCH_SHORT_OPTIONS = frozenset("ACDFGHJLMNOQSVWabcdehikmnopqstvwx")
+
+
+def unknown_sbatch_option(script: str, extra: Sequence[str] = ()) -> str | None:
+    """The first ``#SBATCH`` option sbatch would not recognise, as written; None if all are known.
+
+    Long options may be abbreviated as getopt allows; ``extra`` are the
+    site's spank plugin options.
+    """
+    known = SBATCH_LONG_OPTIONS | set(extra)
+    for words in _directive_words(script):
+        for word in words:
+            if word == "--":
+                break
+            if word.startswith("--"):
+                name = word[2:].partition("=")[0]
+                if name not in known and not any(k.startswith(name) for k in known if name):
+                    return word
+            elif word.startswith("-") and len(word) > 1 and word[1] not in SBATCH_SHORT_OPTIONS:
+                return word
+    return None
+
+
+def _directive_words(script: str) -> list[list[str]]:
+    """The words of each ``#SBATCH`` line sbatch reads (up to the first command)."""
+    out = []
     for line in script.splitlines()[1:]:
         stripped = line.strip()
         if not stripped:
@@ -299,9 +494,16 @@ def parse_sbatch_directives(script: str) -> dict[str, str]:
         if not stripped.startswith("#SBATCH"):
             continue
         try:
-            words = shlex.split(stripped[len("#SBATCH") :], comments=True)
+            out.append(shlex.split(stripped[len("#SBATCH") :], comments=True))
         except ValueError:
             continue
+    return out
+
+
+def parse_sbatch_directives(script: str) -> dict[str, str]:
+    """``#SBATCH`` options of a script, as sbatch reads them (up to the first command)."""
+    options: dict[str, str] = {}
+    for words in _directive_words(script):
         i = 0
         while i < len(words):
             word = words[i]

@@ -25,6 +25,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from .base import (
+    INVALID_ACCOUNT,
+    INVALID_PARTITION,
+    NOT_A_BATCH_SCRIPT,
     Backend,
     BackendError,
     JobNotFound,
@@ -34,12 +37,13 @@ from .base import (
     identity,
     parse_sbatch_directives,
     parse_time_limit,
+    sbatch_error,
+    scancel_error,
+    unknown_sbatch_option,
+    unrecognized_option,
 )
 
 log = logging.getLogger(__name__)
-
-_SCANCEL = "Unexpected Slurm command response. exit_status:1 std_err:scancel: error: Kill job error on job id {}: {}"
-_SBATCH = "Unexpected Slurm command response. exit_status:1 std_err:sbatch: error: {}"
 
 
 @dataclass
@@ -113,36 +117,35 @@ class LocalBackend(Backend):
             try:
                 script = await asyncio.to_thread(Path(request.script_path).read_text)
             except OSError as e:
-                raise BackendError(
-                    500, _SBATCH.format(f"Unable to open file {request.script_path}")
-                ) from e
+                raise sbatch_error(f"Unable to open file {request.script_path}") from e
         if script is None:
             raise BackendError(400, "Either script or scriptPath must be provided", "validation")
+        # sbatch's own checks in its order (script, #SBATCH options), then the controller's.
         if not script.startswith("#!"):
-            raise BackendError(
-                500,
-                _SBATCH.format(
-                    "This does not look like a batch script.  The first line must start "
-                    "with #! followed by the path to an interpreter."
-                ),
-            )
+            raise sbatch_error(*NOT_A_BATCH_SCRIPT)
+        unknown = unknown_sbatch_option(script, self.system.sbatch_plugin_options)
+        if unknown is not None:
+            raise unrecognized_option(unknown)
         opts = parse_sbatch_directives(script)
         # Command-line options (FirecREST's) override #SBATCH lines of the same name.
         name = request.name or opts.get("job-name") or "sbatch"
         partition_name = request.partition or opts.get("partition") or self.default_partition()
         partition = next((p for p in self.system.partitions if p.name == partition_name), None)
         if partition is None:
-            raise BackendError(
-                500, _SBATCH.format("Batch job submission failed: Invalid partition name specified")
-            )
+            raise sbatch_error(f"invalid partition specified: {partition_name}", INVALID_PARTITION)
         time_limit = partition.max_time
         if "time" in opts:
             try:
                 time_limit = parse_time_limit(opts["time"])
             except ValueError as e:
-                raise BackendError(
-                    500, _SBATCH.format(f"Invalid --time specification: {opts['time']}")
-                ) from e
+                raise sbatch_error("Invalid --time specification") from e
+        account = request.account or opts.get("account") or None
+        accounts = self.accounts_of(user)
+        if accounts:
+            # Accounting enforced: a job goes to one of the user's accounts.
+            account = account or self.default_account_of(user)
+            if account not in accounts:
+                raise sbatch_error(INVALID_ACCOUNT)
         ident = identity(user)
         job_id = str(self._next_id)
         self._next_id += 1
@@ -161,7 +164,7 @@ class LocalBackend(Backend):
             partition=partition.name,
             working_directory=workdir,
             cluster=self.system.cluster_name,
-            account=request.account or opts.get("account"),
+            account=account,
             script=script,
             standard_input=request.standard_input or opts.get("input") or "/dev/null",
             standard_output=stdout,
@@ -206,14 +209,12 @@ class LocalBackend(Backend):
         if job is None:
             if self.system.connection_mode == "rest":
                 raise JobNotFound("Job not found")
-            raise BackendError(500, _SCANCEL.format(job_id, "Invalid job id specified"))
+            raise scancel_error(job_id, "Invalid job id specified")
         rec = job.record
         if rec.user != user and not self.is_operator(user):
-            raise BackendError(500, _SCANCEL.format(job_id, "Access/permission denied"))
+            raise scancel_error(job_id, "Access/permission denied")
         if rec.state not in ("PENDING", "RUNNING"):
-            raise BackendError(
-                500, _SCANCEL.format(job_id, "Job/step already completing or completed")
-            )
+            raise scancel_error(job_id, "Job/step already completing or completed", exit_status=0)
         cancelled = f"CANCELLED by {identity(user).uid}"
         rec.kill_user = user
         if rec.state == "PENDING":

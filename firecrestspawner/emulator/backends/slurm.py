@@ -1,7 +1,7 @@
 """The real local Slurm, driven like FirecREST's SSH backend drives a cluster.
 
 ``sbatch`` (script on stdin, ``--export=ALL,K=V,...``), ``scontrol show job -o``,
-``scancel``; every command an asyncio subprocess with the system's
+``scancel --verbose``; every command an asyncio subprocess with the system's
 ``command_timeout`` (408 like FirecREST's SSH timeout). There is no accounting
 database, so the backend remembers finished jobs itself (state and exit code
 as ``scontrol`` last showed them) until ``retention`` passes.
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .base import (
+    TIMEOUT_MESSAGE,
     Backend,
     BackendError,
     JobNotFound,
@@ -32,12 +33,15 @@ from .base import (
     JobRequest,
     identity,
     parse_time_limit,
+    scancel_error,
+    slurm_error,
     user_exists,
 )
 
 log = logging.getLogger(__name__)
 
-TIMEOUT_MESSAGE = "Command execution timeout limit exceeded."
+#: ``scancel``'s output holds an error even when it exits 0 (FirecREST's check).
+_HAS_ERROR = re.compile(r".+error:.*", re.IGNORECASE)
 _SUBMITTED = re.compile(r"Submitted batch job (\d+)")
 _QOS_LIMIT = re.compile(r"(QOS|Assoc)(Max|Min)\w*Limit")
 _ACTIVE = ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING")
@@ -162,9 +166,7 @@ class SlurmBackend(Backend):
 
     @staticmethod
     def _unexpected(rc: int, err: str) -> BackendError:
-        return BackendError(
-            500, f"Unexpected Slurm command response. exit_status:{rc} std_err:{err.strip()}"
-        )
+        return slurm_error(rc, err)
 
     # -- API -----------------------------------------------------------------------------
     async def submit(self, user: str, request: JobRequest) -> str:
@@ -198,7 +200,10 @@ class SlurmBackend(Backend):
         m = _SUBMITTED.search(out)
         if rc != 0 or m is None:
             if _QOS_LIMIT.search(err):
-                raise BackendError(403, err.strip())
+                raise BackendError(
+                    403,
+                    "Job submission rejected: accounting/QOS policy limit exceeded. " + err.strip(),
+                )
             raise self._unexpected(rc, err)
         job_id = m.group(1)
         self._known[job_id] = _Known(owner=user, script=request.script)
@@ -307,15 +312,9 @@ class SlurmBackend(Backend):
         except JobNotFound:
             if self.system.connection_mode == "rest":
                 raise JobNotFound("Job not found") from None
-            raise self._unexpected(
-                1, f"scancel: error: Kill job error on job id {job_id}: Invalid job id specified"
-            ) from None
+            raise scancel_error(job_id, "Invalid job id specified") from None
         if rec.state.split()[0] not in _ACTIVE or rec.state == "COMPLETING":
-            raise self._unexpected(
-                1,
-                f"scancel: error: Kill job error on job id {job_id}: "
-                "Job/step already completing or completed",
-            )
+            raise scancel_error(job_id, "Job/step already completing or completed", exit_status=0)
         if self.is_operator(user):
             # A Slurm operator: scancel as the emulator's own user (root when
             # the emulator runs as root), which may cancel any job.
@@ -324,12 +323,11 @@ class SlurmBackend(Backend):
         else:
             prefix, env = self._as_user(user)
         if rec.user != user and not prefix and not self.is_operator(user):
-            raise self._unexpected(
-                1, f"scancel: error: Kill job error on job id {job_id}: Access/permission denied"
-            )
-        rc, _, err = await self._run([*prefix, "scancel", job_id], env=env)
-        if rc != 0 or "error" in err:
-            raise self._unexpected(rc or 1, err)
+            raise scancel_error(job_id, "Access/permission denied")
+        # As FirecREST runs it; its output says "Terminating job N" before any error.
+        rc, _, err = await self._run([*prefix, "scancel", "--verbose", job_id], env=env)
+        if rc != 0 or _HAS_ERROR.search(err):
+            raise self._unexpected(rc, err)
         self._known.setdefault(job_id, _Known(owner=user)).cancelled_by = identity(user).uid
 
     async def node_fail(self, job_id: str) -> None:

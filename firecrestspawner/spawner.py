@@ -408,7 +408,9 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         "",
         help="""Account name string to pass to the resource manager.
 
-        Empty: the user's primary group on the system (FirecREST ``userinfo``).
+        Empty: the user's default Slurm account on the system (the account
+        FirecREST ``userinfo`` marks ``default``); when FirecREST reports no
+        accounts, none is set and Slurm charges the user's default account.
         """,
     ).tag(config=True)
     req_options = Unicode("", help="""Other options to include into job submission script""").tag(
@@ -449,6 +451,8 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         self._port = 0
         self._profile = ""
         self._log_path = ""
+        #: The job's API token file while the job may still need it.
+        self._token_file = ""
         self._job: dict | None = None
         self._last_error = ""
         self._unknown_since: float | None = None
@@ -484,6 +488,7 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
             ("profile", self._profile),
             ("submitted_at", self._submitted_at),
             ("log_path", self._log_path),
+            ("token_file", self._token_file),
         ):
             if value:
                 state[key] = value
@@ -505,6 +510,7 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         self._port = int(state.get("port") or 0)
         self._profile = str(state.get("profile") or "")
         self._log_path = str(state.get("log_path") or "")
+        self._token_file = str(state.get("token_file") or "")
         self._submitted_at = float(state.get("submitted_at") or 0.0)
         # A legacy state with a job status has seen its job.
         self._seen = bool(state.get("seen")) or bool(self.job_status) or not self._submitted_at
@@ -529,6 +535,7 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         self.job_status = ""
         self._system = self._url = self._job_name = self._host = self._profile = ""
         self._log_path = self._spawn_id = self._last_error = self._phase = ""
+        self._token_file = ""
         self._port = 0
         self._submitted_at = 0.0
         self._seen = False
@@ -676,7 +683,17 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
 
     def _apply_observation(self, obs: status_cache.Observation) -> JobStatus:
         if obs.error is not None:
-            self._last_error = fc.describe(obs.error)
+            described = fc.describe(obs.error)
+            if isinstance(obs.error, fc.SystemNotFound) and described != self._last_error:
+                # A configuration error, not a job that ended: keep the job, tell the operator.
+                self.log.error(
+                    "Status of job %s (%s) of %s unknown: %s",
+                    self.job_id,
+                    self._job_name,
+                    self.user.name,
+                    described,
+                )
+            self._last_error = described
             if self._unknown_since is None:
                 self._unknown_since = time.monotonic()
             return JobStatus.UNKNOWN
@@ -842,16 +859,26 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         return trusted
 
     async def _default_account(self, system: str) -> str:
-        """The user's primary group on ``system`` (as the existing spawner did)."""
+        """The user's default Slurm account on ``system``, or "" to let Slurm choose.
+
+        FirecREST's ``userinfo`` lists the accounts from ``sacctmgr`` with one
+        marked ``default``. The Unix group is not an account: without
+        accounts, no ``--account`` is better than a refused or wrong one.
+        """
         try:
             client = await self._user_client()
             info = await client.userinfo(system)
+        except fc.SystemNotFound:
+            raise
         except Exception as e:  # noqa: BLE001 - no account is a valid outcome
             self.log.warning(
                 "No default account for %s on %s: %s", self.user.name, system, redact(e)
             )
             return ""
-        return str(((info or {}).get("group") or {}).get("name") or "")
+        for account in (info or {}).get("accounts") or []:
+            if isinstance(account, dict) and account.get("default") and account.get("name"):
+                return str(account["name"])
+        return ""
 
     def _render(self, request: SpawnRequest, variables: dict[str, Any]) -> str:
         try:
@@ -908,8 +935,11 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
             variables = await self._template_variables(request)
             script = self._render(request, variables)
             token_file = None
-            if self.api_token_delivery == "file":  # noqa: S105 - an option value
+            if self.api_token_delivery == "file" and self.api_token:  # noqa: S105 - an option value
                 token_file = await self._upload_token(request)
+            elif self.api_token_delivery == "file":  # noqa: S105 - an option value
+                # FirecREST never answers an empty upload (408 after its command timeout).
+                self.log.warning("No API token to deliver to job %s", self._job_name)
             env = self._job_env(token_file)
             self._pending_submit = (request, script, env)
             await self.submit_batch_script()
@@ -920,6 +950,8 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
             self._set_phase("waiting")
             port = await self._wait_for_port(deadline)
             self._port = port
+            # The wrapper reads (and deletes) the token file before it reports the port.
+            self._token_file = ""
             self._set_phase("ready")
             self.log.info(
                 "Job %s (%s) of %s runs the server on %s:%s",
@@ -930,6 +962,10 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
                 port,
             )
             return host, port
+        except fc.SystemNotFound as e:
+            self._set_phase("failed")
+            await self._cleanup_failed_start(e)
+            raise self._system_error(e) from None
         except BaseException as e:
             self._set_phase("failed")
             await self._cleanup_failed_start(e)
@@ -939,6 +975,16 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
             if self._port_waiter is not None:
                 self._port_waiter.close()
                 self._port_waiter = None
+
+    def _system_error(self, error: fc.SystemNotFound) -> errors.HTTPError:
+        """The user's message for a system FirecREST does not know (site configuration)."""
+        return spawn_error(
+            f"The server cannot start: the cluster {error.system!r} is not known to "
+            "FirecREST. Please contact the administrators.",
+            reason="configuration",
+            log_message=str(error),
+            status_code=500,
+        )
 
     def _set_phase(self, phase: str) -> None:
         self._phase = phase
@@ -966,17 +1012,20 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         self._host = ""
         self._port = 0
         self._log_path = ""
+        self._token_file = ""
 
     async def _upload_token(self, request: SpawnRequest) -> str:
         client = await self._user_client()
         directory = f"{request.workdir.rstrip('/')}/.firecrestspawner"
         try:
-            return await client.write_private_file(
+            path = await client.write_private_file(
                 request.system, directory, f"{self._job_name}.token", self.api_token
             )
         except SessionExpired as e:
             self.access_token_is_valid = False
             raise e.spawn_error() from None
+        except fc.SystemNotFound:
+            raise
         except Exception as e:  # noqa: BLE001 - reported to the user, not swallowed
             raise spawn_error(
                 "The server cannot start: the access file for the job could not be "
@@ -985,6 +1034,33 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
                 log_message=f"Token file upload for {self._job_name} failed: {fc.describe(e)}",
                 status_code=500,
             ) from None
+        self._token_file = path
+        return path
+
+    async def _remove_token_file(self) -> None:
+        """Delete the job's token file if the job never read it (best effort, logged).
+
+        After a failed submit or an abandoned spawn the file would otherwise
+        stay in the user's directory. The path is kept when removal fails, so
+        ``stop()`` tries again.
+        """
+        path = self._token_file
+        if not path:
+            return
+        try:
+            client = await self._user_client()
+            removed = await client.remove_file(self._current_system(), path)
+        except Exception as e:  # noqa: BLE001 - logged; the spawn's outcome stands
+            self.log.warning(
+                "Could not remove the token file %s of job %s: %s",
+                path,
+                self._job_name,
+                fc.describe(e),
+            )
+            return
+        self._token_file = ""
+        if removed:
+            self.log.info("Removed the unused token file %s of job %s", path, self._job_name)
 
     async def submit_batch_script(self) -> None:
         """Submits the batch script that starts the notebook server job.
@@ -1015,6 +1091,17 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
             self._submit_unknown = False
             self.access_token_is_valid = False
             raise e.spawn_error() from None
+        except fc.SubmitRefused as e:
+            self._submit_unknown = False
+            raise spawn_error(
+                f"The batch job was refused by the scheduler:\n{e.reason}",
+                reason="submit-refused",
+                log_message=f"Submit of {self._job_name} refused by sbatch: {e.reason}",
+                status_code=400,
+            ) from None
+        except fc.SystemNotFound:
+            self._submit_unknown = False
+            raise
         except fc.SubmitOutcomeUnknown as e:
             raise spawn_error(
                 "The batch job could not be submitted: FirecREST did not answer clearly "
@@ -1177,7 +1264,24 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         return redact(text).strip()
 
     async def _cleanup_failed_start(self, error: BaseException) -> None:
-        """Cancel the job of a failed, timed-out or cancelled start (no orphans)."""
+        """Cancel the job of a failed, timed-out or cancelled start (no orphans),
+        then remove its token file if the job never read it."""
+        await self._cancel_failed_start(error)
+        if not self._token_file:
+            return
+        try:
+            await asyncio.shield(
+                asyncio.wait_for(self._remove_token_file(), self.firecrest_timeout * 2)
+            )
+        except (Exception, asyncio.CancelledError) as e:  # noqa: BLE001 - logged; the original error is re-raised
+            self.log.warning(
+                "Could not remove the token file %s of job %s: %s",
+                self._token_file,
+                self._job_name,
+                redact(e),
+            )
+
+    async def _cancel_failed_start(self, error: BaseException) -> None:
         if not self.job_id and not self._submit_unknown:
             return
         if self.job_id and self._job is not None and states.is_gone(states.state_of(self._job)):
@@ -1323,7 +1427,14 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
 
         Returns right after the cancellation when ``now``, otherwise waits (at
         most ``stop_timeout``) until the job is confirmed gone. Idempotent.
+        A token file the job never read is removed.
         """
+        try:
+            await self._stop(now)
+        finally:
+            await self._remove_token_file()
+
+    async def _stop(self, now: bool) -> None:
         if not self.job_id:
             if self._submit_unknown and self._job_name:
                 try:

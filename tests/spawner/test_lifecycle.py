@@ -8,6 +8,7 @@ is in test_hub.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 
@@ -286,9 +287,10 @@ async def test_canary_token_stays_out_of_logs_scripts_and_errors(
         from pathlib import Path
 
         path = Path(token_file)
-        assert path.read_text() == canary
-        assert path.stat().st_mode & 0o777 == 0o600
+        # The job failed without reading it: the failed start removed it.
+        assert not path.exists()
         assert path.parent.stat().st_mode & 0o777 == 0o700
+        assert "token_file" not in spawner.get_state()
     else:
         assert job.env.get("JUPYTERHUB_API_TOKEN") == canary
 
@@ -309,15 +311,62 @@ async def test_classic_mode_ignores_user_options(fcs_user, emulator, workroot):
     await spawner.stop()
 
 
-async def test_account_defaults_to_primary_group(fcs_user, emulator, workroot):
-    template = SLEEPER.replace("sleep 600", "echo account={{ account }}; sleep 600")
-    spawner = new_spawner(fcs_user, emulator, workroot, batch_script=template)
+ACCOUNT_SCRIPT = SLEEPER.replace(
+    "#SBATCH --output",
+    "{% if account %}#SBATCH --account={{ account }}\n{% endif %}#SBATCH --output",
+).replace("sleep 600", "echo account={{ account }}; sleep 600")
+
+
+async def test_no_accounts_means_no_account_not_the_unix_group(fcs_user, emulator, workroot):
+    """FirecREST reports ``accounts: null`` (no accounting): Slurm picks the account."""
+    spawner = new_spawner(fcs_user, emulator, workroot, batch_script=ACCOUNT_SCRIPT)
     await started(spawner)
     backend = emulator.emulator.backends[emulator.system]
-    script = backend._jobs[spawner.job_id].record.script
-    group = backend._jobs[spawner.job_id].record.group
-    assert f"account={group}" in script
+    record = backend._jobs[spawner.job_id].record
+    assert "echo account=;" in record.script
+    assert "--account" not in record.script
+    assert record.group  # the user has a Unix group; it is not used as an account
+    assert record.account is None
     await spawner.stop()
+
+
+@pytest.mark.parametrize(
+    ("traits", "expected"),
+    [
+        pytest.param({}, "proj2", id="userinfo-default"),
+        pytest.param({"req_account": "proj1"}, "proj1", id="admin-configured"),
+    ],
+)
+async def test_account_is_the_users_default_account(
+    app, auth_state_enabled, workroot, fcs_user, traits, expected
+):
+    """userinfo's account marked ``default`` (not the first listed); config wins."""
+    from firecrestspawner import auth
+    from firecrestspawner.emulator.config import EmulatorConfig, SystemConfig
+    from firecrestspawner.emulator.testing import running_emulator
+
+    config = EmulatorConfig(
+        systems=[
+            SystemConfig(
+                name="cluster",
+                node_name="127.0.0.1",
+                accounts={"*": ["proj1", "proj2"]},
+                default_account={"*": "proj2"},
+            )
+        ]
+    )
+    with running_emulator(config) as emu:
+        await fcs_user.save_auth_state({"refresh_token": emu.issue_refresh_token(fcs_user.name)})
+        auth.forget_user(fcs_user.name)
+        try:
+            spawner = new_spawner(fcs_user, emu, workroot, batch_script=ACCOUNT_SCRIPT, **traits)
+            await started(spawner)
+            record = emu.emulator.backends[emu.system]._jobs[spawner.job_id].record
+            assert f"echo account={expected};" in record.script
+            assert record.account == expected
+            await spawner.stop()
+        finally:
+            auth.forget_user(fcs_user.name)
 
 
 async def test_progress_messages_are_escaped(fcs_user, emulator, workroot):
@@ -347,3 +396,145 @@ def test_firecrest_url_defaults_to_environment(monkeypatch, fcs_user, emulator, 
     spawner = fcs_user._new_spawner("", spawner_class=SlurmSpawner)
     assert spawner.firecrest_url == "https://f7t.example.org/v2"
     assert spawner.service_account_client_id == "sa-from-env"
+
+
+def posts(emulator):
+    return [
+        r
+        for r in emulator.admin.requests()
+        if r["method"] == "POST" and r["route"] == "/compute/{system}/jobs"
+    ]
+
+
+async def test_submit_correlation_id_is_a_uuid_of_the_job_name(fcs_user, emulator, workroot):
+    """FirecREST accepts only UUIDs in X-Correlation-ID (anything else: 400, empty body)."""
+    import uuid
+
+    from firecrestspawner import client as fc
+
+    emulator.admin.clear_requests()
+    spawner = new_spawner(fcs_user, emulator, workroot, batch_script=SLEEPER)
+    await started(spawner)
+    [submit] = posts(emulator)
+    assert submit["status"] == 201
+    assert submit["correlation_id"] == fc.correlation_id_for(spawner._job_name)
+    assert uuid.UUID(submit["correlation_id"]).version == 5
+    await spawner.stop()
+
+
+def token_path(workroot, user, job_name):
+    return workroot / user.name / ".firecrestspawner" / f"{job_name}.token"
+
+
+@pytest.mark.parametrize(
+    ("script", "reason"),
+    [
+        pytest.param(
+            SLEEPER.replace("#SBATCH --output", "#SBATCH --partition=nosuch\n#SBATCH --output"),
+            "sbatch: error: invalid partition specified: nosuch",
+            id="invalid-partition",
+        ),
+        pytest.param(
+            SLEEPER.replace("#SBATCH --output", "#SBATCH --nosuch=1\n#SBATCH --output"),
+            "sbatch: unrecognized option '--nosuch=1'",
+            id="unknown-option",
+        ),
+        pytest.param(
+            SLEEPER.replace("#!/bin/bash\n", ""),
+            "sbatch: error: This does not look like a batch script.",
+            id="not-a-batch-script",
+        ),
+    ],
+)
+async def test_sbatch_refusal_fails_at_once_with_sbatchs_reason(
+    fcs_user, emulator, workroot, caplog, script, reason
+):
+    """One submit, no lookup by name, the reason in the spawn error, no token left."""
+    spawner = new_spawner(fcs_user, emulator, workroot, batch_script=script)
+    spawner.api_token = secrets.token_hex(16)
+    emulator.admin.clear_requests()
+    caplog.set_level(logging.INFO)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    with pytest.raises(errors.HTTPError) as info:
+        await spawner.start()
+    assert loop.time() - began < 5
+    message = user_message(info.value)
+    assert f"refused by the scheduler:\n{reason}" in message
+    assert [r["status"] for r in posts(emulator)] == [500]
+    listed = [r for r in emulator.admin.requests() if r["route"] == "/compute/{system}/jobs"]
+    assert [r["method"] for r in listed] == ["POST"], "no lookup by name after a refusal"
+    assert not spawner.job_id
+    assert await spawner.poll() == 0
+    assert not any("submitting again" in r.getMessage() for r in caplog.records)
+    # The token file uploaded for the job is gone again.
+    assert not token_path(workroot, fcs_user, spawner._job_name).exists()
+    assert any(
+        r["method"] == "DELETE" and r["route"] == "/filesystem/{system}/ops/rm"
+        for r in emulator.admin.requests()
+    )
+
+
+async def test_failing_submits_log_only_what_happens(fcs_user, emulator, workroot, caplog):
+    """An ambiguous 500 each time: looked up, submitted again while attempts remain."""
+    spawner = new_spawner(
+        fcs_user,
+        emulator,
+        workroot,
+        batch_script=SLEEPER,
+        firecrest_submit_attempts=2,
+        not_found_grace_period=1,
+    )
+    emulator.admin.set_faults(rules=[{"route": "POST /compute/*/jobs", "status": 500}])
+    emulator.admin.clear_requests()
+    caplog.set_level(logging.INFO)
+    with pytest.raises(errors.HTTPError) as info:
+        await spawner.start()
+    assert [r["status"] for r in posts(emulator)] == [500, 500]  # the fault fired twice
+    again = [r.getMessage() for r in caplog.records if "submitting again" in r.getMessage()]
+    assert len(again) == 1
+    assert "attempt 2 of 2" in again[0]
+    assert any("giving up" in r.getMessage() for r in caplog.records)
+    assert "could not be submitted" in user_message(info.value)
+    assert not jobs_named(emulator, spawner._job_name)
+
+
+async def test_abandoned_spawn_removes_the_token_file(fcs_user, emulator, workroot):
+    spawner = new_spawner(fcs_user, emulator, workroot, batch_script=SLEEPER)
+    spawner.api_token = secrets.token_hex(16)
+    task = asyncio.ensure_future(spawner.start())
+    while spawner._phase != "waiting":
+        await asyncio.sleep(0.05)
+    path = token_path(workroot, fcs_user, spawner._job_name)
+    assert path.exists(), "the job never ran the wrapper: the file is still there"
+    assert path.stat().st_mode & 0o777 == 0o600
+    task.cancel()  # the hub gives up on the spawn
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not path.exists()
+    assert not live(emulator, spawner._job_name)
+
+
+async def test_stop_removes_a_token_file_left_by_an_interrupted_spawn(fcs_user, emulator, workroot):
+    spawner = new_spawner(fcs_user, emulator, workroot, batch_script=SLEEPER)
+    spawner.api_token = secrets.token_hex(16)
+    task = asyncio.ensure_future(spawner.start())
+    try:
+        while spawner._phase != "waiting":
+            await asyncio.sleep(0.05)
+        # The hub restarts now: what it saved names the job and the token file.
+        saved = spawner.orm_spawner.state
+        path = token_path(workroot, fcs_user, spawner._job_name)
+        assert saved["token_file"] == str(path)
+        assert path.exists()
+        fresh = new_spawner(fcs_user, emulator, workroot, batch_script=SLEEPER)
+        fresh.load_state(saved)
+        await fresh.stop()
+        assert not path.exists()
+        assert "token_file" not in fresh.get_state()
+        assert not live(emulator, saved["job_name"])
+    finally:
+        # The old start() may have seen its job end meanwhile: either way it is over.
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, errors.HTTPError):
+            await task

@@ -68,8 +68,13 @@ async def test_stop_after_session_expired_cancels_as_service_account(fcs_user, e
         if r["method"] == "DELETE" and r["path"].endswith(f"/jobs/{state['job_id']}")
     ]
     assert [r["user"] for r in deletes] == [emulator.client_id]
-    assert "could not be cancelled" in user_message(info.value)
-    assert "permission denied" in user_message(info.value).lower()
+    # scancel --verbose says "Terminating job N" first; the user reads the error first.
+    message = user_message(info.value)
+    assert message.startswith(
+        f"Job {state['job_id']} could not be cancelled: scancel: error: Kill job error on "
+        f"job id {state['job_id']}: Access/permission denied\n"
+    )
+    assert f"scancel: Terminating job {state['job_id']}" in message
     assert fresh.get_state()["job_id"] == state["job_id"]
     # With a valid login again, stop works.
     await fcs_user.save_auth_state({"refresh_token": emulator.issue_refresh_token(fcs_user.name)})
@@ -297,3 +302,47 @@ async def test_job_of_an_interrupted_spawn_is_cancelled_at_the_next_start(
     await fresh.stop()
     fresh.clear_state()
     assert "orphans" not in fresh.get_state()
+
+
+async def test_system_not_found_is_never_a_gone_job(fcs_user, emulator, workroot, caplog):
+    """A 404 "System not found" keeps the job (poll None) and tells the operator."""
+    spawner = new_spawner(fcs_user, emulator, workroot, batch_script=SLEEPER)
+    await started(spawner)
+    # The job drops out of the list (firecrest-v2 #177), so the spawner asks for it
+    # by id, and FirecREST answers that it has no such system.
+    emulator.admin.set_faults(
+        visibility_delay=3600,
+        rules=[
+            {
+                "route": "GET /compute/{system}/jobs/{job_id}",
+                "status": 404,
+                "message": "System not found",
+            }
+        ],
+    )
+    caplog.set_level(logging.ERROR)
+    try:
+        for _ in range(2):
+            await asyncio.sleep(0.3)
+            assert await spawner.poll() is None
+        fired = emulator.admin.counters()["statuses"].get("GET /compute/{system}/jobs/{job_id} 404")
+        assert fired, "the fault fired"
+    finally:
+        emulator.admin.reset_faults()
+    assert spawner.get_state()["job_id"]
+    errors_logged = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert any(f"no system named '{emulator.system}'" in m for m in errors_logged)
+    assert await spawner.poll() is None
+    await spawner.stop()
+    assert not live(emulator, spawner._job_name)
+
+
+async def test_unknown_system_fails_the_spawn_as_a_configuration_error(
+    fcs_user, emulator, workroot
+):
+    spawner = new_spawner(fcs_user, emulator, workroot, batch_script=SLEEPER, req_host="nosuch")
+    with pytest.raises(errors.HTTPError) as info:
+        await spawner.start()
+    assert info.value.status_code == 500
+    assert "the cluster 'nosuch' is not known to FirecREST" in user_message(info.value)
+    assert not spawner.job_id

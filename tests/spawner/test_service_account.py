@@ -210,3 +210,34 @@ async def test_polling_several_users_is_one_request_per_interval(
         for u in users:
             auth.forget_user(u.name)
     assert not [s for s in spawners if live(emulator, s._job_name)]
+
+
+@pytest.mark.parametrize("app_version", ["2.x.x", "2"])
+async def test_development_build_version_keeps_service_account_polling(
+    app, auth_state_enabled, workroot, fcs_user, app_version
+):
+    """FirecREST built from main answers ``F7T-AppVersion: 2.x.x`` (pyfirecrest: "2").
+
+    A client pinned at API 2 refuses ``allusers``: every poll would read
+    "unknown" and poll() would never see the job end.
+    """
+    config = default_test_config()
+    config.app_version = app_version
+    with running_emulator(config) as emu:
+        await fcs_user.save_auth_state({"refresh_token": emu.issue_refresh_token(fcs_user.name)})
+        auth.forget_user(fcs_user.name)
+        try:
+            spawner = new_spawner(fcs_user, emu, workroot, batch_script=SLEEPER)
+            await started(spawner)
+            sa = await spawner._service_client()
+            # What a cancel by name or the reaper does with the service account.
+            assert await sa.ensure_version() is None
+            await asyncio.sleep(0.3)
+            assert await spawner.poll() is None
+            assert spawner.job_status.startswith("RUNNING")
+            assert not spawner._last_error
+            await spawner.stop()
+            assert isinstance(await spawner.poll(), int), "poll() sees the job gone"
+            assert not live(emu, spawner._job_name)
+        finally:
+            auth.forget_user(fcs_user.name)

@@ -613,7 +613,8 @@ class FirecrestClient:
                     cid,
                     describe(e),
                 )
-                found = await self._lookup_after_ambiguous(system, job_name, e)
+                with correlation_id(cid):  # the lookup belongs to the same submit
+                    found = await self._lookup_after_ambiguous(system, job_name, e)
                 if found is not None:
                     log.info("Adopted job %s (%s) after an ambiguous submit", found, job_name)
                     return found

@@ -538,3 +538,31 @@ async def test_stop_removes_a_token_file_left_by_an_interrupted_spawn(fcs_user, 
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, errors.HTTPError):
             await task
+
+
+async def test_lookup_after_an_ambiguous_submit_shares_its_correlation_id(
+    fcs_user, emulator, workroot
+):
+    from firecrestspawner import client as fc
+
+    spawner = new_spawner(fcs_user, emulator, workroot, batch_script=SLEEPER)
+    emulator.admin.set_faults(
+        rules=[
+            {"route": "POST /compute/*/jobs", "effect": "error_after", "status": 504, "times": 1}
+        ]
+    )
+    emulator.admin.clear_requests()
+    await started(spawner)
+    cid = fc.correlation_id_for(spawner._job_name)
+    [submit] = posts(emulator)
+    assert (submit["status"], submit["correlation_id"]) == (504, cid)  # the fault fired
+    lookups = [
+        r
+        for r in emulator.admin.requests()
+        if r["method"] == "GET"
+        and r["route"] == "/compute/{system}/jobs"
+        and r["user"] == fcs_user.name
+    ]
+    assert lookups
+    assert {r["correlation_id"] for r in lookups} == {cid}
+    await spawner.stop()

@@ -122,6 +122,8 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         help="""FirecREST API version to assume (e.g. ``2.5.6``).
 
         Empty: asked from the server once per client (``F7T-AppVersion``).
+        Only a release version ``X.Y.Z`` is used; anything else (``2``,
+        ``2.x.x`` of development builds) means the newest API.
         """,
     ).tag(config=True)
 

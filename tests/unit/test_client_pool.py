@@ -285,3 +285,25 @@ async def test_response_header_never_pins_a_non_release_version(header):
         assert raw._api_version == Version("2.5.6")
     finally:
         await fc.close_all()
+
+
+@pytest.mark.parametrize(
+    ("configured", "pinned"),
+    [
+        pytest.param("2.5.6", "2.5.6", id="release"),
+        pytest.param("2", None, id="major-only"),
+        pytest.param("2.x.x", None, id="dev-build"),
+    ],
+)
+async def test_configured_api_version_pins_only_a_release(configured, pinned):
+    from packaging.version import Version
+
+    settings = fc.ClientSettings(api_version=configured)
+    client = fc.get_client("http://f7t-configured", "sa:c", Auth("t"), settings)
+    try:
+        got = await client.ensure_version()  # configured: no request is made
+        assert (str(got) if got is not None else None) == pinned
+        assert client.raw._api_version_explicit is (pinned is not None)
+        assert client.raw._api_version >= Version(pinned or "2.6.0")
+    finally:
+        await fc.close_all()

@@ -38,7 +38,7 @@ from .backends.base import (
 from .config import EmulatorConfig, FaultConfig
 from .faults import Fault, FaultEngine, FaultRule
 from .idp import IdentityProvider, IdpError
-from .models import ChmodIn, MkdirIn, PathIn, SubmitIn, validation_fields
+from .models import ChmodIn, MkdirIn, PathIn, SubmitIn, validation_detail, validation_fields
 
 log = logging.getLogger("firecrestspawner.emulator")
 
@@ -48,6 +48,16 @@ JOB_ID_PATTERN = re.compile(r"^[a-zA-Z0-9]+$")
 TRACING_HEADERS = ("X-Request-ID", "X-Correlation-ID")
 _TRUE = {"true", "1", "yes", "on", "t", "y"}
 _FALSE = {"false", "0", "no", "off", "f", "n"}
+
+
+#: Routes whose commands run together: FirecREST reports any failure of theirs as this.
+_WRAPPED_COMMAND_ERRORS = frozenset(
+    {
+        "GET /compute/{system}/jobs",
+        "GET /compute/{system}/jobs/{job_id}",
+        "GET /compute/{system}/jobs/{job_id}/metadata",
+    }
+)
 
 
 class Counters:
@@ -237,10 +247,12 @@ class FirecrestHandler(_JSONHandler):
             },
         )
 
-    def validation_error(self, fields: list[dict[str, Any]]) -> None:
+    def validation_error(self, fields: list[dict[str, Any]], detail: str = "") -> None:
+        """400 ``errorType: validation``; ``detail`` names the full locations, as
+        FirecREST's message (pydantic's own text) does."""
         self.error(
             400,
-            "Request validation error: " + json.dumps(fields),
+            f"{len(fields)} validation error(s): " + (detail or json.dumps(fields)),
             error_type="validation",
             data={"fields": fields},
         )
@@ -381,10 +393,25 @@ class FirecrestHandler(_JSONHandler):
         if backend is None:
             raise BackendError(404, "System not found")
         if self.user is not None and not backend.has_ssh_credentials(self.user):
-            # FirecREST's static-keys provider raises an exception without a
-            # message attribute; the server shows its args.
-            raise BackendError(500, repr((f"No SSH credentials found for user:{self.user}",)))
+            raise BackendError(500, self._no_credentials_message())
         return backend
+
+    def _no_credentials_message(self) -> str:
+        """What FirecREST 2.5.6 answers, per endpoint, for a user it has no SSH key for.
+
+        Measured: reads that run several commands at once wrap the failure;
+        cluster listings show the exception's text; submit, cancel and file
+        operations show its args, as the exception has no message attribute.
+        """
+        text = f"No SSH credentials found for user:{self.user}"
+        template = self._template()
+        if template in _WRAPPED_COMMAND_ERRORS or (
+            self.request.method == "GET" and self.request.path.split("/")[-1] == "userinfo"
+        ):
+            return "Error executing Slurm command."
+        if self.request.method == "GET" and self.request.path.startswith("/status/"):
+            return text
+        return repr((text,))
 
     def query_bool(self, name: str, default: bool = False) -> bool | None:
         raw = self.get_query_argument(name, None)
@@ -478,6 +505,8 @@ class SystemsHandler(FirecrestHandler):
                     "ssh": {
                         "host": s.node_name,
                         "port": 22,
+                        "proxyHost": None,
+                        "proxyPort": None,
                         "maxClients": 100,
                         "timeout": {
                             "connection": 5,
@@ -510,8 +539,26 @@ class SystemsHandler(FirecrestHandler):
                             "latency": 0.01,
                             "message": None,
                         },
+                        *(
+                            {
+                                "serviceType": "filesystem",
+                                "healthy": s.healthy,
+                                "lastChecked": now,
+                                "latency": 0.01,
+                                "message": None,
+                                "path": f.path,
+                            }
+                            for f in s.file_systems
+                        ),
                     ],
-                    "probing": {"intervalCheck": 120, "services": None},
+                    "probing": {
+                        "intervalCheck": 120,
+                        "services": {
+                            "scheduler": {"timeout": 10},
+                            "ssh": {"timeout": 5},
+                            "filesystem": {"timeout": 5},
+                        },
+                    },
                     "lastHealthCheck": now,
                     "fileSystems": [
                         {
@@ -592,12 +639,12 @@ class JobsHandler(FirecrestHandler):
         try:
             body = SubmitIn.model_validate(self.json_body())
         except ValueError as e:
-            fields = (
-                validation_fields(e)
-                if isinstance(e, ValidationError)
-                else [{"location": "body", "name": "body", "message": "JSON decode error"}]
-            )
-            self.validation_error(fields)
+            if isinstance(e, ValidationError):
+                self.validation_error(validation_fields(e), validation_detail(e))
+            else:
+                self.validation_error(
+                    [{"location": "body", "name": "body", "message": "JSON decode error"}]
+                )
             return
         job = body.job
         if job.script is None and job.script_path is None:
@@ -766,7 +813,7 @@ class OpsHandler(FirecrestHandler):
         try:
             return model.model_validate(self.json_body())
         except ValidationError as e:
-            self.validation_error(validation_fields(e))
+            self.validation_error(validation_fields(e), validation_detail(e))
         except ValueError:
             self.validation_error(
                 [{"location": "body", "name": "body", "message": "JSON decode error"}]

@@ -86,7 +86,8 @@ class SystemConfig(_Model):
     reservations: list[ReservationConfig] = Field(default_factory=list)
     file_systems: list[FileSystemConfig] = Field(default_factory=_default_file_systems)
     #: Accounts reported by userinfo: {username: [account, ...]}; "*" for everyone.
-    #: Empty: ``accounts`` is null (no accounting). The local backend charges a
+    #: Empty: ``accounts`` is null (no accounting); the slurm backend then asks
+    #: ``sacctmgr`` as the real server does. The local backend charges a
     #: job without ``--account`` to the default account and refuses an account
     #: not in the user's list, like sbatch with accounting enforced.
     accounts: dict[str, list[str]] = Field(default_factory=dict)

@@ -39,8 +39,24 @@ def check_path(path: str, system: str, file_systems: Sequence[FileSystemConfig])
     )
 
 
+#: How each coreutils command words a failure on a path (as FirecREST relays it).
+_COMMAND_WORDING = {
+    "stat": "cannot statx '{path}'",
+    "tail": "cannot open '{path}' for reading",
+    "head": "cannot open '{path}' for reading",
+    "mkdir": "cannot create directory '{path}'",
+    "ls": "cannot access '{path}'",
+    "chmod": "cannot access '{path}'",
+}
+
+
 def _os_error(e: OSError, path: str, command: str) -> BackendError:
-    text = f"{command}: cannot access '{path}': {e.strerror}"
+    """The real server's text: the remote command's stderr behind FirecREST's prefix."""
+    wording = _COMMAND_WORDING.get(command, "cannot access '{path}'").format(path=path)
+    text = (
+        f"Remote process failed with exit status:1 and error message:"
+        f"{command}: {wording}: {e.strerror}"
+    )
     if e.errno == errno.ENOENT:
         return BackendError(404, text)
     if e.errno in (errno.EACCES, errno.EPERM):

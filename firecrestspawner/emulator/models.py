@@ -43,12 +43,24 @@ class ChmodIn(PathIn):
     mode: str
 
 
+def validation_detail(error: ValidationError, location: str = "body") -> str:
+    """Every error with its whole location (``body.job.workingDirectory: Field required``)."""
+    return "; ".join(
+        ".".join([location, *(str(p) for p in e.get("loc", ()))]) + f": {e.get('msg', '')}"
+        for e in error.errors()
+    )
+
+
 def validation_fields(error: ValidationError, location: str = "body") -> list[dict[str, Any]]:
-    """FastAPI-style ``data.fields`` of a 400 validation answer."""
+    """``data.fields`` of a 400 validation answer, as FirecREST builds them.
+
+    FirecREST names a field by the first part of its location only: a missing
+    ``job.workingDirectory`` is reported as ``job``.
+    """
     fields = []
     for e in error.errors():
         loc = [str(p) for p in e.get("loc", ())]
         fields.append(
-            {"location": location, "name": ".".join(loc) or location, "message": e.get("msg", "")}
+            {"location": location, "name": loc[0] if loc else location, "message": e.get("msg", "")}
         )
     return fields

@@ -44,8 +44,8 @@ def slurm_error(exit_status: int, stderr: str) -> BackendError:
 def scancel_error(job_id: str, reason: str, exit_status: int = 1) -> BackendError:
     """What ``scancel --verbose`` (FirecREST's cancel) prints before and with its error.
 
-    scancel exits 0 for a job already completing or completed, yet FirecREST
-    answers 500 since the output holds ``error:``.
+    scancel exits 0 for a job already completing or completed and for an
+    unknown job id, yet FirecREST answers 500 since the output holds ``error:``.
     """
     return slurm_error(
         exit_status,

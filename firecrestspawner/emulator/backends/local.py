@@ -209,7 +209,7 @@ class LocalBackend(Backend):
         if job is None:
             if self.system.connection_mode == "rest":
                 raise JobNotFound("Job not found")
-            raise scancel_error(job_id, "Invalid job id specified")
+            raise scancel_error(job_id, "Invalid job id specified", exit_status=0)
         rec = job.record
         if rec.user != user and not self.is_operator(user):
             raise scancel_error(job_id, "Access/permission denied")

@@ -122,6 +122,33 @@ class SlurmBackend(Backend):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
+    async def userinfo(self, user: str) -> dict[str, Any]:
+        """Accounts from the configuration, else from ``sacctmgr`` as the user, like FirecREST.
+
+        Without Slurm accounting ``sacctmgr`` fails, and so does the real
+        server's userinfo (500).
+        """
+        info = await super().userinfo(user)
+        if self.system.accounts:
+            return info
+        prefix, env = self._as_user(user)
+        code, out, _ = await self._run(
+            [*prefix, "sacctmgr", "-n", "-P", "show", "assoc", f"user={user}", "format=account"],
+            env=env,
+        )
+        if code != 0:
+            raise BackendError(500, "Error executing Slurm command.")
+        accounts = sorted({line.strip() for line in out.splitlines() if line.strip()})
+        code, out, _ = await self._run(
+            [*prefix, "sacctmgr", "-n", "-P", "show", "user", user, "format=defaultaccount"],
+            env=env,
+        )
+        default = out.strip().splitlines()[0].strip() if code == 0 and out.strip() else None
+        info["accounts"] = (
+            [{"name": a, "default": a == default} for a in accounts] if accounts else None
+        )
+        return info
+
     # -- commands ------------------------------------------------------------------
     def _as_user(self, user: str) -> tuple[list[str], dict[str, str]]:
         """Command prefix and environment to run a command as ``user``."""
@@ -312,7 +339,7 @@ class SlurmBackend(Backend):
         except JobNotFound:
             if self.system.connection_mode == "rest":
                 raise JobNotFound("Job not found") from None
-            raise scancel_error(job_id, "Invalid job id specified") from None
+            raise scancel_error(job_id, "Invalid job id specified", exit_status=0) from None
         if rec.state.split()[0] not in _ACTIVE or rec.state == "COMPLETING":
             raise scancel_error(job_id, "Job/step already completing or completed", exit_status=0)
         if self.is_operator(user):

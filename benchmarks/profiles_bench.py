@@ -19,8 +19,8 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from firecrestspawner.options import UserInfo, visible_profiles
 from firecrestspawner.profiles import ProfileDirectory
+from firecrestspawner.profiles.options import UserInfo, visible_profiles
 
 from .probes import percentile
 

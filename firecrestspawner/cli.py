@@ -14,7 +14,7 @@ from ._version import __version__
 
 #: Modules that contribute subcommands, in the order they appear in --help.
 CLI_MODULES = (
-    "firecrestspawner.profiles_cli",  # validate, render, schema
+    "firecrestspawner.profiles.cli",  # validate, render, schema
     "firecrestspawner.emulator.cli",  # emulator
     "firecrestspawner.demo",  # demo
     "firecrestspawner.reaper",  # reap

@@ -38,10 +38,10 @@ from traitlets import Bool, Float, Unicode
 from traitlets.config import Configurable
 
 from . import client as fc
-from . import form
 from .cluster import CACHE, ClusterChoice, ClusterChoices, PooledStatusClient
 from .errors import spawn_error
-from .options import (
+from .profiles import Profile, ProfileDirectory, ProfileSet, form
+from .profiles.options import (
     OptionError,
     UserInfo,
     ValidatedOptions,
@@ -49,7 +49,6 @@ from .options import (
     validate_options,
     visible_profiles,
 )
-from .profiles import Profile, ProfileDirectory, ProfileSet
 from .request import SpawnRequest
 
 #: One watcher per directory, shared by all spawners of the hub.

@@ -45,9 +45,7 @@ from .errors import spawn_error
 from .handlers import PortWaiter, register_api_handler
 from .jobenv import job_environment
 from .profile_mode import ProfileModeMixin
-from .redact import redact, register_secret
-from .request import SpawnRequest, StateRegexes
-from .script import (
+from .profiles.script import (
     BUILTIN_REQ_NAMES,
     ScriptRejected,
     ScriptTemplateError,
@@ -56,6 +54,8 @@ from .script import (
     log_path,
     render_batch_script,
 )
+from .redact import redact, register_secret
+from .request import SpawnRequest, StateRegexes
 from .states import JobStatus
 
 #: Name of the environment variable that points the job wrapper at the token file.

@@ -9,16 +9,15 @@ from pathlib import Path
 import pytest
 from bs4 import BeautifulSoup
 
-from firecrestspawner import form
 from firecrestspawner.cluster import ClusterChoice, ClusterChoices
-from firecrestspawner.options import ClusterChoices as KnownNames
-from firecrestspawner.options import (
+from firecrestspawner.profiles import ProfileSet, form, load_profile_file, load_profile_text
+from firecrestspawner.profiles.options import ClusterChoices as KnownNames
+from firecrestspawner.profiles.options import (
     OptionError,
     UserInfo,
     cluster_choice_values,
     validate_options,
 )
-from firecrestspawner.profiles import ProfileSet, load_profile_file, load_profile_text
 
 HERE = Path(__file__).parent
 

@@ -11,9 +11,9 @@ import httpx
 
 from firecrestspawner.emulator.config import EmulatorConfig, SystemConfig
 from firecrestspawner.emulator.testing import running_emulator
-from firecrestspawner.options import UserInfo, validate_options
 from firecrestspawner.profiles import load_profile_file
-from firecrestspawner.script import log_path
+from firecrestspawner.profiles.options import UserInfo, validate_options
+from firecrestspawner.profiles.script import log_path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 

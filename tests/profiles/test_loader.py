@@ -12,7 +12,6 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from firecrestspawner import profile_models as m
 from firecrestspawner.cli import main as cli_main
 from firecrestspawner.profiles import (
     ProfileDirectory,
@@ -20,6 +19,7 @@ from firecrestspawner.profiles import (
     load_profile_file,
     load_profile_text,
 )
+from firecrestspawner.profiles import models as m
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -153,7 +153,7 @@ def test_checked_in_schema_is_current() -> None:
 
 
 def test_reference_doc_is_current() -> None:
-    from firecrestspawner.profiles_cli import schema_markdown
+    from firecrestspawner.profiles.cli import schema_markdown
 
     current = (ROOT / "docs" / "profiles.md").read_text(encoding="utf-8")
     assert current == schema_markdown(m.generate_schema()), (
@@ -162,7 +162,7 @@ def test_reference_doc_is_current() -> None:
 
 
 def test_reference_doc_covers_every_definition() -> None:
-    from firecrestspawner.profiles_cli import _SECTIONS
+    from firecrestspawner.profiles.cli import _SECTIONS
 
     assert {name for name, _ in _SECTIONS if name} == set(m.generate_schema()["$defs"])
 
@@ -189,7 +189,7 @@ def test_every_schema_property_has_a_description() -> None:
 
 
 def test_shipped_profiles_validate_against_checked_in_schema() -> None:
-    from firecrestspawner.profiles import _parse
+    from firecrestspawner.profiles.loader import _parse
 
     schema = json.loads((ROOT / "schemas" / "profile.schema.json").read_text(encoding="utf-8"))
     validator = jsonschema.Draft202012Validator(schema)
@@ -352,7 +352,7 @@ def test_copy_of_shipped_profiles_is_independent(tmp_path: Path) -> None:
     # The shipped profiles are meant to be copied into a site's profiles_dir.
     shutil.copytree(ROOT / "profiles", tmp_path / "profiles")
     out = io.StringIO()
-    from firecrestspawner.profiles_cli import cmd_validate
+    from firecrestspawner.profiles.cli import cmd_validate
 
     class Args:
         paths = [str(tmp_path / "profiles")]
@@ -400,8 +400,8 @@ def test_profile_modules_are_pure() -> None:
     import sys
 
     code = (
-        "import sys, firecrestspawner.profiles, firecrestspawner.options, "
-        "firecrestspawner.script, firecrestspawner.profiles_cli; "
+        "import sys, firecrestspawner.profiles, firecrestspawner.profiles.options, "
+        "firecrestspawner.profiles.script, firecrestspawner.profiles.cli; "
         "print(sorted(m for m in ('jupyterhub', 'tornado', 'httpx', 'firecrest') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from firecrestspawner.options import (
+from firecrestspawner.profiles import ProfileSet, load_profile_file
+from firecrestspawner.profiles.options import (
     ClusterChoices,
     OptionError,
     UenvValue,
@@ -16,7 +17,6 @@ from firecrestspawner.options import (
     validate_options,
     visible_profiles,
 )
-from firecrestspawner.profiles import ProfileSet, load_profile_file
 
 HERE = Path(__file__).resolve().parent
 PS: ProfileSet = load_profile_file(HERE / "valid" / "all-kinds.yaml")

@@ -12,15 +12,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from firecrestspawner import profile_models as m
-from firecrestspawner.options import (
+from firecrestspawner.profiles import ProfileError, ProfileSet, load_profile_file, load_profile_text
+from firecrestspawner.profiles import models as m
+from firecrestspawner.profiles.options import (
     ClusterChoices,
     OptionError,
     UserInfo,
     validate_options,
 )
-from firecrestspawner.profiles import ProfileError, ProfileSet, load_profile_file, load_profile_text
-from firecrestspawner.script import ScriptRejected, directive_lines
+from firecrestspawner.profiles.script import ScriptRejected, directive_lines
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -179,7 +179,7 @@ def test_hostile_values_against_shipped_profiles(data: st.DataObject) -> None:
 @settings(max_examples=200, deadline=None)
 @given(value=hostile.filter(bool))
 def test_script_checks_alone(value: str) -> None:
-    from firecrestspawner.script import render_batch_script
+    from firecrestspawner.profiles.script import render_batch_script
 
     template = "#!/bin/bash\n#SBATCH --partition={{ p }}\n#SBATCH --time {{ t }}\n{{ x }}\necho {{ q | shquote }}\n"
     variables = {"p": value, "t": value, "x": value, "q": value}

@@ -6,9 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from firecrestspawner.options import ClusterChoices, UserInfo, default_options, validate_options
 from firecrestspawner.profiles import load_profile_file
-from firecrestspawner.script import (
+from firecrestspawner.profiles.options import (
+    ClusterChoices,
+    UserInfo,
+    default_options,
+    validate_options,
+)
+from firecrestspawner.profiles.script import (
     BUILTIN_REQ_NAMES,
     ScriptRejected,
     ScriptTemplateError,

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from .profiles import LoadedFile, ProfileError, _load_file, merge_profiles, profile_files
+from .loader import LoadedFile, ProfileError, _load_file, merge_profiles, profile_files
 
 DEFAULT_PATHS = ("profiles",)
 
@@ -21,7 +21,7 @@ DEFAULT_PATHS = ("profiles",)
 def _collect(paths: list[str]) -> tuple[list[Path], list[ProfileError]]:
     files: list[Path] = []
     errors: list[ProfileError] = []
-    from .profiles import Problem
+    from .loader import Problem
 
     for raw in paths:
         p = Path(raw)
@@ -84,7 +84,7 @@ def cmd_validate(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 
 def cmd_schema(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    from .profile_models import generate_schema
+    from .models import generate_schema
 
     schema = generate_schema()
     if getattr(args, "markdown", False):
@@ -199,8 +199,8 @@ def schema_markdown(schema: dict[str, Any]) -> str:
 
 
 def _template_section() -> list[str]:
+    from .loader import SCHEDULER_STATES
     from .options import IGNORED_KEYS
-    from .profiles import SCHEDULER_STATES
     from .script import BUILTIN_REQ_NAMES, BUILTIN_TEMPLATES, SPAWN_VARIABLES
 
     lines = [
@@ -275,10 +275,10 @@ def cmd_render(
     args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
     """Validate options exactly as a spawn does and print the script it would submit."""
-    from .naming import job_name as make_job_name
+    from ..naming import job_name as make_job_name
+    from ..redact import redact
+    from .loader import ProfileSet
     from .options import ClusterChoices, OptionError, UserInfo, validate_options
-    from .profiles import ProfileSet
-    from .redact import redact
     from .script import ScriptRejected, ScriptTemplateError
 
     out = out or sys.stdout

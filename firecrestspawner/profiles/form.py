@@ -25,7 +25,7 @@ from typing import Any
 
 import jinja2
 
-from .cluster import ClusterChoice, ClusterChoices
+from ..cluster import ClusterChoice, ClusterChoices
 from .options import (
     PROFILE_KEY,
     UenvValue,
@@ -409,7 +409,7 @@ def build_view(
 
 
 _ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("firecrestspawner", "templates/form"),
+    loader=jinja2.PackageLoader("firecrestspawner.profiles", "templates"),
     autoescape=True,
     undefined=jinja2.StrictUndefined,
     lstrip_blocks=True,

@@ -42,9 +42,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from . import profile_models as m
-from .profile_models import duration_seconds, format_duration
-from .profiles import Profile, ProfileSet
+from . import models as m
+from .loader import Profile, ProfileSet
+from .models import duration_seconds, format_duration
 from .script import (
     BUILTIN_REQ_NAMES,
     FORBIDDEN_CHARS_RE,

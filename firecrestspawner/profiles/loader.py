@@ -38,8 +38,14 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from . import profile_models as m
-from .request import StateRegexes
+from ..request import StateRegexes
+from ..states import (
+    DEFAULT_EXECHOST_RE,
+    DEFAULT_PENDING_RE,
+    DEFAULT_RUNNING_RE,
+    DEFAULT_UNKNOWN_RE,
+)
+from . import models as m
 from .script import (
     BUILTIN_REQ_NAMES,
     BUILTIN_TEMPLATES,
@@ -47,12 +53,6 @@ from .script import (
     ScriptTemplateError,
     builtin_template,
     template_variables,
-)
-from .states import (
-    DEFAULT_EXECHOST_RE,
-    DEFAULT_PENDING_RE,
-    DEFAULT_RUNNING_RE,
-    DEFAULT_UNKNOWN_RE,
 )
 
 if sys.version_info >= (3, 11):
@@ -201,7 +201,7 @@ class ProfileSet:
 def profile_schema() -> dict[str, Any]:
     """The published JSON Schema (the copy shipped in the package or the repository)."""
     candidates = [
-        Path(__file__).resolve().parent.parent / "schemas" / "profile.schema.json",
+        Path(__file__).resolve().parents[2] / "schemas" / "profile.schema.json",
     ]
     try:
         packaged = (

@@ -1,20 +1,38 @@
-"""Site profiles: placeholder, filled in by the split."""
+"""Site profiles: the files that say what users may run, and everything derived from them.
 
+One module per concern; all but :mod:`.cli` and :mod:`.reload` are pure (no
+hub, no network, no threads or subprocesses; ``tests/profiles/test_layout.py``
+enforces it):
+
+- :mod:`.parse`: YAML 1.2 (ruamel) and TOML text -> data, positions, size limits
+- :mod:`.errors`: :class:`ProfileError` and its problems (``FILE:LINE:COL: $.path: message``, hint)
+- :mod:`.models`: the file format (pydantic; the JSON Schema is generated from it)
+  and the frozen :class:`Profile` / :class:`ProfileSet` loading produces
+- :mod:`.report`: JSON Schema errors -> problems with hints
+- :mod:`.checks`: cross-field checks, resolution into frozen profiles
+- :mod:`.loader`: one file through the pipeline; several files merged
+- :mod:`.reload`: :class:`ProfileDirectory`, hot reload of a directory
+- :mod:`.options`: the one validator of user options and ``req_*`` resolution
+- :mod:`.script`: sandboxed batch script rendering and its directive checks
+- :mod:`.form`: the spawn form (with ``templates/``)
+- :mod:`.cli`: ``firecrestspawner validate / render / schema``
+
+The names below are what ``from firecrestspawner.profiles import ...`` gives.
+"""
+
+from .checks import SCHEDULER_STATES
+from .errors import Problem, ProfileError
 from .loader import (
     PROFILE_SUFFIXES,
-    SCHEDULER_STATES,
     LoadedFile,
-    Problem,
-    Profile,
-    ProfileDirectory,
-    ProfileError,
-    ProfileSet,
     load_profile_file,
     load_profile_text,
     merge_profiles,
     profile_files,
     profile_schema,
 )
+from .models import Profile, ProfileSet
+from .reload import ProfileDirectory
 
 __all__ = [
     "PROFILE_SUFFIXES",

@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from .loader import LoadedFile, ProfileError, _load_file, merge_profiles, profile_files
+from .errors import Problem, ProfileError
+from .loader import LoadedFile, merge_profiles, profile_files, read_profile_file
 
 DEFAULT_PATHS = ("profiles",)
 
@@ -21,8 +22,6 @@ DEFAULT_PATHS = ("profiles",)
 def _collect(paths: list[str]) -> tuple[list[Path], list[ProfileError]]:
     files: list[Path] = []
     errors: list[ProfileError] = []
-    from .loader import Problem
-
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
@@ -54,7 +53,7 @@ def validate_paths(paths: list[str]) -> tuple[list[LoadedFile], list[ProfileErro
     loaded: list[LoadedFile] = []
     for f in files:
         try:
-            loaded.append(_load_file(f))
+            loaded.append(read_profile_file(f))
         except ProfileError as e:
             errors.append(e)
     _, duplicates = merge_profiles(loaded)
@@ -199,7 +198,7 @@ def schema_markdown(schema: dict[str, Any]) -> str:
 
 
 def _template_section() -> list[str]:
-    from .loader import SCHEDULER_STATES
+    from .checks import SCHEDULER_STATES
     from .options import IGNORED_KEYS
     from .script import BUILTIN_REQ_NAMES, BUILTIN_TEMPLATES, SPAWN_VARIABLES
 
@@ -277,7 +276,7 @@ def cmd_render(
     """Validate options exactly as a spawn does and print the script it would submit."""
     from ..naming import job_name as make_job_name
     from ..redact import redact
-    from .loader import ProfileSet
+    from .models import ProfileSet
     from .options import ClusterChoices, OptionError, UserInfo, validate_options
     from .script import ScriptRejected, ScriptTemplateError
 

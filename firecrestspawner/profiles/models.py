@@ -1,4 +1,4 @@
-"""The site profile file format, as frozen pydantic models (pure).
+"""The site profile file format as frozen pydantic models, and what loading produces (pure).
 
 These models are the single source of ``schemas/profile.schema.json``: the
 schema is generated from them (:func:`generate_schema`) and a test checks that
@@ -7,15 +7,22 @@ editors show through yaml-language-server and ``docs/profiles.md`` renders.
 
 The models hold what a file says; cross-field rules the schema cannot express
 (duplicate ids, ``when`` targets, defaults inside their range, template
-variables) live in :mod:`firecrestspawner.profiles`.
+variables) live in :mod:`.checks`, which resolves each profile into a frozen
+:class:`Profile`. A :class:`ProfileSet` is the profiles offered now.
 """
 
 from __future__ import annotations
 
 import re
+import types
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from ..request import StateRegexes
+from .errors import ProfileError
 
 SCHEMA_ID = "https://github.com/eth-cscs/firecrestspawner/schemas/profile.schema.json"
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -439,6 +446,75 @@ class ProfileFile(_Model):
     profiles: Annotated[list[ProfileSpec], Field(min_length=1)] = _desc("The profiles.")
 
 
+# -- what loading produces: resolved, frozen profiles ----------------------------
+@dataclass(frozen=True)
+class Profile:
+    """A profile with everything a spawn needs, resolved from its file.
+
+    ``defaults`` are the file's ``defaults`` plus the system's ``req``;
+    ``fixed`` the profile's own ``req``. Options are the frozen models of
+    this module.
+    """
+
+    id: str
+    display_name: str
+    description: str
+    system: str
+    scheduler: str
+    firecrest_url: str | None
+    workdir: str | None
+    default: bool
+    groups: tuple[str, ...] | None
+    users: tuple[str, ...] | None
+    template: str
+    template_name: str
+    defaults: Mapping[str, str]
+    fixed: Mapping[str, str]
+    states: StateRegexes
+    options: tuple[Option, ...]
+    legacy_lists: bool
+    source: str
+    spec: ProfileSpec = field(repr=False, compare=False)
+
+    def option(self, option_id: str) -> Option | None:
+        for option in self.options:
+            if option.id == option_id:
+                return option
+        return None
+
+
+def freeze(mapping: Mapping[str, Any]) -> Mapping[str, str]:
+    """A read-only copy of request values, as text."""
+    return types.MappingProxyType({k: str(v) for k, v in mapping.items()})
+
+
+@dataclass(frozen=True)
+class ProfileSet:
+    """The profiles currently offered, in file and declaration order."""
+
+    profiles: tuple[Profile, ...] = ()
+    errors: tuple[ProfileError, ...] = ()
+
+    def get(self, profile_id: str) -> Profile | None:
+        for profile in self.profiles:
+            if profile.id == profile_id:
+                return profile
+        return None
+
+    def __iter__(self) -> Iterator[Profile]:
+        return iter(self.profiles)
+
+    def __len__(self) -> int:
+        return len(self.profiles)
+
+    def __contains__(self, profile_id: object) -> bool:
+        return any(p.id == profile_id for p in self.profiles)
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(p.id for p in self.profiles)
+
+
 # -- durations -------------------------------------------------------------------
 _DURATION_RE = re.compile(DURATION_PATTERN)
 
@@ -534,7 +610,9 @@ __all__ = [
     "IntegerOption",
     "NumberOption",
     "Option",
+    "Profile",
     "ProfileFile",
+    "ProfileSet",
     "ProfileSpec",
     "States",
     "System",
@@ -544,5 +622,6 @@ __all__ = [
     "UenvView",
     "duration_seconds",
     "format_duration",
+    "freeze",
     "generate_schema",
 ]

@@ -43,8 +43,7 @@ from decimal import Decimal
 from typing import Any
 
 from . import models as m
-from .loader import Profile, ProfileSet
-from .models import duration_seconds, format_duration
+from .models import Profile, ProfileSet, duration_seconds, format_duration
 from .script import (
     BUILTIN_REQ_NAMES,
     FORBIDDEN_CHARS_RE,

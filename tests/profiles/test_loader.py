@@ -189,12 +189,12 @@ def test_every_schema_property_has_a_description() -> None:
 
 
 def test_shipped_profiles_validate_against_checked_in_schema() -> None:
-    from firecrestspawner.profiles.loader import _parse
+    from firecrestspawner.profiles.parse import parse_text
 
     schema = json.loads((ROOT / "schemas" / "profile.schema.json").read_text(encoding="utf-8"))
     validator = jsonschema.Draft202012Validator(schema)
     for path in SHIPPED + VALID:
-        data, _ = _parse(
+        data, _ = parse_text(
             path.read_text(encoding="utf-8"),
             str(path),
             "toml" if path.suffix == ".toml" else "yaml",

@@ -1,0 +1,504 @@
+"""Cross-field checks of a profile file, and its resolution into frozen profiles (pure).
+
+What the schema cannot say: unique system, profile and option ids, a profile's
+system declared in the file, ``when`` rules that name options declared above
+with values they can take, defaults inside their limits, regular expressions
+that compile, request-variable names without ``req_`` and not reserved for the
+spawner, and batch templates that use only variables something defines. Each
+finding is a :class:`~.errors.Problem` at the position of the node it is about.
+A profile without problems is resolved into a :class:`~.models.Profile`:
+system, URL, template text, request values per layer and state regexes.
+
+The only I/O is reading a profile's ``template_file`` (relative to the file).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..request import StateRegexes
+from ..states import (
+    DEFAULT_EXECHOST_RE,
+    DEFAULT_PENDING_RE,
+    DEFAULT_RUNNING_RE,
+    DEFAULT_UNKNOWN_RE,
+)
+from . import models as m
+from .errors import Problem, json_path, short
+from .parse import block_line, position
+from .script import (
+    BUILTIN_REQ_NAMES,
+    BUILTIN_TEMPLATES,
+    SPAWN_VARIABLES,
+    ScriptTemplateError,
+    builtin_template,
+    template_variables,
+)
+
+#: Request-variable names an option may not set: the spawner provides them.
+RESERVED_OPTION_REQ = frozenset({*SPAWN_VARIABLES, "host", "username", "homedir"})
+
+#: Default state regexes per scheduler (Slurm: the documented trait defaults).
+SCHEDULER_STATES: Mapping[str, StateRegexes] = {
+    "slurm": StateRegexes(
+        pending=DEFAULT_PENDING_RE,
+        running=DEFAULT_RUNNING_RE,
+        unknown=DEFAULT_UNKNOWN_RE,
+        exechost=DEFAULT_EXECHOST_RE,
+    ),
+    # FirecREST reports PBS job states as the PBS letters (Q, H, W, T, R, E, ...)
+    # and the exec host as "node/0*8+node2/0"; the first node is the host.
+    "pbs": StateRegexes(
+        pending=r"^(?:Q|H|W|T|S|QUEUED|HELD|WAITING|PENDING)\b",
+        running=r"^(?:R|E|B|RUNNING|EXITING)\b",
+        unknown="",
+        exechost=r"^\S+\s+([^\s/+]+)",
+    ),
+}
+
+
+class _Checker:
+    def __init__(self, name: str, doc: Any, base_dir: Path | None) -> None:
+        self.name = name
+        self.doc = doc
+        self.base_dir = base_dir
+        self.problems: list[Problem] = []
+        self.dependencies: list[Path] = []
+
+    def add(self, parts: list[Any], message: str, hint: str = "", key: str | None = None) -> None:
+        line, col = position(self.doc, parts, key=key)
+        path = json_path([*parts, key] if key is not None else parts)
+        self.problems.append(Problem(self.name, path, message, hint, line, col))
+
+    def regex(self, parts: list[Any], pattern: str | None, groups: int = 0) -> None:
+        if pattern is None:
+            return
+        try:
+            compiled = re.compile(pattern)
+        except re.error as e:
+            self.add(
+                parts,
+                f"regular expression does not compile: {e}",
+                "check escaping; YAML single quotes keep backslashes as they are",
+            )
+            return
+        if groups and compiled.groups < groups:
+            self.add(
+                parts,
+                "regular expression needs a capture group",
+                "wrap the host part in ( ), e.g. `^\\S+\\s+(\\S+)`",
+            )
+
+    def template_text(
+        self, parts: list[Any], spec: m.ProfileSpec, scheduler: str
+    ) -> tuple[str, str] | None:
+        bs = spec.batch_script
+        if bs is None:
+            return builtin_template(scheduler), f"builtin:{scheduler}"
+        if bs.builtin is not None:
+            if bs.builtin not in BUILTIN_TEMPLATES:
+                close = difflib.get_close_matches(bs.builtin, list(BUILTIN_TEMPLATES), n=1)
+                self.add(
+                    [*parts, "batch_script", "builtin"],
+                    f"unknown built-in template {bs.builtin!r}",
+                    (f"did you mean `{close[0]}`? " if close else "")
+                    + "known: "
+                    + ", ".join(sorted(BUILTIN_TEMPLATES)),
+                )
+                return None
+            return builtin_template(bs.builtin), f"builtin:{bs.builtin}"
+        if bs.template_file is not None:
+            if self.base_dir is None:
+                self.add(
+                    [*parts, "batch_script", "template_file"],
+                    "template_file needs a profile file on disk",
+                    "use `template: |` inline",
+                )
+                return None
+            path = Path(bs.template_file)
+            if path.is_absolute() or ".." in path.parts:
+                self.add(
+                    [*parts, "batch_script", "template_file"],
+                    "template_file must be a relative path inside the profile directory",
+                    "write e.g. `templates/site.sh.j2`",
+                )
+                return None
+            full = self.base_dir / path
+            self.dependencies.append(full)
+            try:
+                return full.read_text(encoding="utf-8"), str(full)
+            except OSError as e:
+                self.add(
+                    [*parts, "batch_script", "template_file"],
+                    f"cannot read template file {bs.template_file!r}: {e.strerror}",
+                    "the path is relative to the profile file",
+                )
+                return None
+        assert bs.template is not None  # noqa: S101 - the schema guarantees one of the three
+        return bs.template, f"{self.name}#{spec.id}"
+
+
+def _range(lo: Any, hi: Any) -> str:
+    return f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
+
+
+def _when_key(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _check_option_defaults(
+    c: _Checker, parts: list[Any], opt: m.Option, option_ids: list[str]
+) -> None:
+    if isinstance(opt, m.ChoiceOption):
+        if opt.default is not None and opt.default not in opt.choices:
+            c.add(
+                [*parts, "default"],
+                f"default {opt.default!r} is not among the choices",
+                "use one of: " + ", ".join(opt.choices),
+            )
+        for key, choice in opt.choices.items():
+            for name in choice.req:
+                if name.startswith("req_"):
+                    c.add(
+                        [*parts, "choices", key, "req"],
+                        f"{name!r} has a `req_` prefix",
+                        f"write `{name[4:]}`",
+                        key=name,
+                    )
+    elif isinstance(opt, m.UenvOption):
+        if opt.default is not None and opt.default not in opt.images:
+            c.add(
+                [*parts, "default"],
+                f"default image {opt.default!r} is not among the images",
+                "use one of: " + ", ".join(opt.images),
+            )
+        for key, image in opt.images.items():
+            if image.default_view is not None and image.default_view not in image.views:
+                c.add(
+                    [*parts, "images", key, "default_view"],
+                    f"default view {image.default_view!r} is not a view of {key!r}",
+                    "use one of: " + (", ".join(image.views) or "(no views)"),
+                )
+        if f"{opt.id}_view" in option_ids:
+            c.add(
+                [*parts, "id"],
+                f"option id {opt.id + '_view'!r} is taken by the view of this uenv option",
+                "rename the other option",
+            )
+    elif isinstance(opt, (m.IntegerOption, m.NumberOption)):
+        if opt.min is not None and opt.max is not None and opt.min > opt.max:
+            c.add([*parts, "min"], f"min {opt.min} is greater than max {opt.max}", "swap them")
+        if opt.default is not None:
+            if (opt.min is not None and opt.default < opt.min) or (
+                opt.max is not None and opt.default > opt.max
+            ):
+                c.add(
+                    [*parts, "default"],
+                    f"default {opt.default} is outside {_range(opt.min, opt.max)}",
+                    "pick a default between min and max",
+                )
+            elif opt.step is not None:
+                base = opt.min if opt.min is not None else 0
+                k = (opt.default - base) / opt.step
+                if abs(k - round(k)) > 1e-9:
+                    c.add(
+                        [*parts, "default"],
+                        f"default {opt.default} is not min + k*step (step {opt.step})",
+                        "pick a default on the step grid",
+                    )
+        elif (
+            opt.min is None
+            and opt.max is not None
+            and opt.max < (1 if isinstance(opt, m.IntegerOption) else 0)
+        ):
+            c.add(
+                [*parts, "max"],
+                "max is below the implicit default; set `default`",
+                "add `default:`",
+            )
+    elif isinstance(opt, m.DurationOption):
+        lo = m.duration_seconds(opt.min) if opt.min else None
+        hi = m.duration_seconds(opt.max) if opt.max else None
+        if lo is not None and hi is not None and lo > hi:
+            c.add([*parts, "min"], f"min {opt.min!r} is longer than max {opt.max!r}", "swap them")
+        if opt.default is not None:
+            d = m.duration_seconds(opt.default)
+            if (lo is not None and d < lo) or (hi is not None and d > hi):
+                c.add(
+                    [*parts, "default"],
+                    f"default {opt.default!r} is outside {_range(opt.min, opt.max)}",
+                    "pick a default between min and max",
+                )
+    elif isinstance(opt, m.TextOption):
+        c.regex([*parts, "pattern"], opt.pattern)
+        try:
+            compiled = re.compile(opt.pattern)
+        except re.error:
+            return
+        if opt.default and not compiled.fullmatch(opt.default):
+            c.add(
+                [*parts, "default"],
+                f"default {opt.default!r} does not match the pattern",
+                f"the whole value must match {opt.pattern}",
+            )
+        if len(opt.default) > opt.max_length:
+            c.add(
+                [*parts, "default"],
+                f"default is longer than max_length {opt.max_length}",
+                "shorten it",
+            )
+    elif isinstance(opt, m.ClusterChoiceOption):
+        c.regex([*parts, "filter"], opt.filter)
+        if (
+            opt.default
+            and opt.fallback
+            and opt.default not in opt.fallback
+            and opt.allow
+            and opt.default not in opt.allow
+        ):
+            c.add(
+                [*parts, "default"],
+                f"default {opt.default!r} is neither in fallback nor in allow",
+                "add it to `fallback`",
+            )
+
+
+def check_file(
+    spec: m.ProfileFile, name: str, doc: Any, base_dir: Path | None
+) -> tuple[list[m.Profile], list[Problem], list[Path]]:
+    c = _Checker(name, doc, base_dir)
+    systems: dict[str, m.System] = {}
+    for i, sys_spec in enumerate(spec.systems):
+        if sys_spec.name in systems:
+            c.add(
+                ["systems", i, "name"],
+                f"duplicate system {sys_spec.name!r}",
+                "each system is listed once",
+            )
+        systems[sys_spec.name] = sys_spec
+        if sys_spec.states:
+            _check_states(c, ["systems", i, "states"], sys_spec.states)
+        _check_req_names(c, ["systems", i, "req"], sys_spec.req)
+    _check_req_names(c, ["defaults"], spec.defaults)
+
+    seen_profiles: dict[str, int] = {}
+    defaults_flagged = [i for i, p in enumerate(spec.profiles) if p.default]
+    for i in defaults_flagged[1:]:
+        c.add(
+            ["profiles", i, "default"],
+            "more than one profile has `default: true`",
+            f"keep it on profile {spec.profiles[defaults_flagged[0]].id!r} only",
+        )
+
+    resolved: list[m.Profile] = []
+    for i, p in enumerate(spec.profiles):
+        parts: list[Any] = ["profiles", i]
+        before = len(c.problems)
+        if p.id in seen_profiles:
+            c.add(
+                [*parts, "id"],
+                f"duplicate profile id {p.id!r} (first at $.profiles[{seen_profiles[p.id]}])",
+                "profile ids are unique within a site",
+            )
+        seen_profiles.setdefault(p.id, i)
+        system = systems.get(p.system)
+        if system is None:
+            close = difflib.get_close_matches(p.system, list(systems), n=1)
+            c.add(
+                [*parts, "system"],
+                f"unknown system {p.system!r}",
+                (f"did you mean `{close[0]}`? " if close else "")
+                + "declare it under `systems:` or use one of: "
+                + ", ".join(systems),
+            )
+        _check_req_names(c, [*parts, "req"], p.req)
+        if p.states:
+            _check_states(c, [*parts, "states"], p.states)
+
+        # options: ids, when rules, defaults
+        option_ids: list[str] = [o.id for o in p.options]
+        declared: dict[str, m.Option] = {}
+        known_vars = set(BUILTIN_REQ_NAMES) | set(SPAWN_VARIABLES)
+        known_vars |= set(spec.defaults) | set(p.req) | (set(system.req) if system else set())
+        legacy = p.legacy_lists if p.legacy_lists is not None else spec.legacy_lists
+        for j, opt in enumerate(p.options):
+            oparts = [*parts, "options", j]
+            if opt.id in declared:
+                c.add(
+                    [*oparts, "id"],
+                    f"duplicate option id {opt.id!r}",
+                    "option ids are unique within a profile",
+                )
+            if opt.id == "profile":
+                c.add(
+                    [*oparts, "id"],
+                    "option id 'profile' is reserved (it carries the profile id)",
+                    "rename the option",
+                )
+            elif opt.req is not None and opt.id in RESERVED_OPTION_REQ:
+                c.add(
+                    [*oparts, "id"],
+                    f"option id {opt.id!r} is a variable the spawner provides",
+                    "rename the option",
+                )
+            if opt.req_name in RESERVED_OPTION_REQ:
+                c.add(
+                    [*oparts, "req" if opt.req else "id"],
+                    f"{opt.req_name!r} is provided by the spawner and cannot be set by an option",
+                    "pick another request variable name",
+                )
+            if isinstance(opt, m.UenvOption) and opt.view_req in RESERVED_OPTION_REQ:
+                c.add(
+                    [*oparts, "view_req"],
+                    f"{opt.view_req!r} is provided by the spawner",
+                    "pick another name",
+                )
+            for target, values in (opt.when or {}).items():
+                if target == opt.id:
+                    c.add(
+                        [*oparts, "when"],
+                        f"option {opt.id!r} cannot depend on itself",
+                        "remove it from `when`",
+                        key=target,
+                    )
+                elif target not in declared:
+                    where = (
+                        "is declared below this one"
+                        if target in option_ids
+                        else "is not an option of this profile"
+                    )
+                    c.add(
+                        [*oparts, "when"],
+                        f"`when` refers to {target!r}, which {where}",
+                        "`when` may only name options declared above, one of: "
+                        + (", ".join(declared) or "(none)"),
+                        key=target,
+                    )
+                else:
+                    _check_when_values(c, [*oparts, "when", target], declared[target], values)
+            _check_option_defaults(c, oparts, opt, option_ids)
+            declared.setdefault(opt.id, opt)
+            known_vars.add(opt.req_name)
+            if legacy:
+                known_vars.add(opt.id)
+            if isinstance(opt, m.ChoiceOption):
+                for choice in opt.choices.values():
+                    known_vars |= set(choice.req)
+            if isinstance(opt, m.UenvOption):
+                known_vars.add(opt.view_req)
+                for image in opt.images.values():
+                    known_vars |= set(image.req)
+
+        scheduler = system.scheduler if system else "slurm"
+        template = c.template_text(parts, p, scheduler)
+        script_key = [
+            k
+            for k in ("template", "template_file", "builtin")
+            if p.batch_script and getattr(p.batch_script, k) is not None
+        ]
+        script_parts = [*parts, "batch_script", *script_key[:1]]
+        if template is not None:
+            text, template_name = template
+            try:
+                used = template_variables(text)
+            except ScriptTemplateError as e:
+                c.add(script_parts, f"template error: {e}", "fix the template syntax")
+            else:
+                unknown = sorted(used - known_vars)
+                if unknown:
+                    line_hint = block_line(doc, script_parts, text, unknown[0])
+                    c.add(
+                        script_parts,
+                        "template uses undefined variable"
+                        + ("s " if len(unknown) > 1 else " ")
+                        + ", ".join(repr(u) for u in unknown),
+                        "declare them under the profile's `req:` or the file's `defaults:`, or add an option that sets them",
+                    )
+                    if line_hint is not None:
+                        last = c.problems[-1]
+                        c.problems[-1] = dataclasses.replace(last, line=line_hint, column=1)
+        if len(c.problems) != before or system is None or template is None:
+            continue
+        states = _resolve_states(scheduler, system.states, p.states)
+        url = system.firecrest_url or spec.firecrest_url
+        resolved.append(
+            m.Profile(
+                id=p.id,
+                display_name=p.display_name,
+                description=p.description,
+                system=p.system,
+                scheduler=scheduler,
+                firecrest_url=url,
+                workdir=system.workdir,
+                default=p.default,
+                groups=tuple(p.groups) if p.groups is not None else None,
+                users=tuple(p.users) if p.users is not None else None,
+                template=text,
+                template_name=template_name,
+                defaults=m.freeze({**spec.defaults, **system.req}),
+                fixed=m.freeze(p.req),
+                states=states,
+                options=tuple(p.options),
+                legacy_lists=legacy,
+                source=name,
+                spec=p,
+            )
+        )
+    return resolved, c.problems, c.dependencies
+
+
+def _check_req_names(c: _Checker, parts: list[Any], req: Mapping[str, Any]) -> None:
+    for name in req:
+        if name.startswith("req_"):
+            c.add(
+                parts,
+                f"{name!r} has a `req_` prefix",
+                f"write `{name[4:]}`: names here have no `req_` prefix",
+                key=name,
+            )
+
+
+def _check_states(c: _Checker, parts: list[Any], states: m.States) -> None:
+    for key in ("pending", "running", "unknown"):
+        c.regex([*parts, key], getattr(states, key))
+    c.regex([*parts, "exechost"], states.exechost, groups=1)
+
+
+def _check_when_values(c: _Checker, parts: list[Any], target: m.Option, values: list[Any]) -> None:
+    allowed: list[str] | None = None
+    if isinstance(target, m.ChoiceOption):
+        allowed = list(target.choices)
+    elif isinstance(target, m.UenvOption):
+        allowed = list(target.images)
+    elif isinstance(target, m.BooleanOption):
+        allowed = ["true", "false"]
+    if allowed is None:
+        return
+    for k, value in enumerate(values):
+        if _when_key(value) not in allowed:
+            c.add(
+                [*parts, k],
+                f"{short(value)} is not a value of option {target.id!r}",
+                "use one of: " + ", ".join(allowed),
+            )
+
+
+def _resolve_states(scheduler: str, *layers: m.States | None) -> StateRegexes:
+    base = SCHEDULER_STATES.get(scheduler, SCHEDULER_STATES["slurm"])
+    values = dataclasses.asdict(base)
+    for layer in layers:
+        if layer is None:
+            continue
+        for key, value in layer.model_dump(exclude_none=True).items():
+            values[key] = value
+    return StateRegexes(**values)
+
+
+__all__ = ["RESERVED_OPTION_REQ", "SCHEDULER_STATES", "check_file"]

@@ -1,0 +1,109 @@
+"""Problems in profile files and how they are written (pure).
+
+Every problem the loader finds is a :class:`Problem`, written as
+``FILE:LINE:COL: $.json.path: message`` followed by a ``hint:`` line saying
+what to write instead; a file with problems raises :class:`ProfileError`
+holding all of them. The helpers here describe values in messages the same
+way everywhere (the schema reporter, the cross-field checks and the option
+validator).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One error in a profile file."""
+
+    file: str
+    path: str
+    message: str
+    hint: str = ""
+    line: int | None = None
+    column: int | None = None
+
+    def location(self) -> str:
+        if self.line is None:
+            return self.file
+        return f"{self.file}:{self.line}:{self.column or 1}"
+
+    def __str__(self) -> str:
+        text = f"{self.location()}: {self.path}: {self.message}"
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class ProfileError(ValueError):
+    """A profile file (or profile set) is invalid; ``problems`` lists every error found."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+    @property
+    def file(self) -> str:
+        return self.problems[0].file if self.problems else ""
+
+
+def sort_problems(problems: Iterable[Problem]) -> list[Problem]:
+    """Problems in file order (line, column, path)."""
+    return sorted(problems, key=lambda p: (p.line or 0, p.column or 0, p.path))
+
+
+def json_path(parts: Iterable[Any]) -> str:
+    """``$.a[0].b`` for the path ``["a", 0, "b"]``."""
+    out = "$"
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(part)):
+            out += f".{part}"
+        else:
+            out += f"[{json.dumps(str(part))}]"
+    return out
+
+
+def describe_type(value: Any) -> str:
+    """The kind of a parsed value, for messages (``a string``, ``a list``, ...)."""
+    if value is None:
+        return "an empty value (null)"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def short(value: Any) -> str:
+    """A value as shown in a message: quoted text, JSON otherwise, at most 60 characters."""
+    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+__all__ = [
+    "Problem",
+    "ProfileError",
+    "describe_type",
+    "json_path",
+    "short",
+    "sort_problems",
+]

@@ -1,0 +1,109 @@
+"""Hot reload: the profile files of a directory, re-read when they change.
+
+:class:`ProfileDirectory` is what the spawner holds in profile mode: each
+:meth:`~ProfileDirectory.current` call stats the files and re-reads only those
+that changed, so a site edits profiles without restarting the hub, and a
+broken file is logged and skipped while the others keep working. It is shared
+by all spawners of a hub (called from worker threads), so it holds a lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ProfileError
+from .loader import LoadedFile, merge_profiles, profile_files, read_profile_file
+from .models import ProfileSet
+
+log = logging.getLogger(__name__)
+
+
+def _stat(path: Path) -> tuple[int, ...] | None:
+    """What says a file changed: modification and change times, size, inode (atomic renames)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino
+
+
+@dataclass
+class _Entry:
+    stamp: tuple[Any, ...]
+    loaded: LoadedFile | None
+    error: ProfileError | None
+
+
+class ProfileDirectory:
+    """The profile files of a directory, re-read when they change.
+
+    :meth:`current` stats the files on every call (cheap) and re-reads only
+    files whose modification time or size changed (including their
+    ``template_file``); a file that fails is logged once per change with its
+    error and skipped, the others keep working. No hub restart is needed.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, logger: logging.Logger | None = None
+    ) -> None:
+        self.path = Path(path)
+        self.log = logger or log
+        self._entries: dict[Path, _Entry] = {}
+        self._lock = threading.Lock()
+        self._current = ProfileSet()
+        self._stamp: tuple[Any, ...] | None = None
+
+    def _file_stamp(self, path: Path, entry: _Entry | None) -> tuple[Any, ...]:
+        deps = entry.loaded.dependencies if entry and entry.loaded else ()
+        return (_stat(path), *(_stat(d) for d in deps))
+
+    def current(self) -> ProfileSet:
+        """The profiles now, re-reading changed files."""
+        with self._lock:
+            try:
+                files = profile_files(self.path) if self.path.exists() else []
+            except OSError as e:
+                self.log.error("Cannot list profile directory %s: %s", self.path, e)
+                files = []
+            changed = set(self._entries) - set(files)
+            for gone in changed:
+                self.log.info("Profile file %s removed", gone)
+                del self._entries[gone]
+            for f in files:
+                entry = self._entries.get(f)
+                stamp = self._file_stamp(f, entry)
+                if entry is not None and entry.stamp == stamp:
+                    continue
+                changed.add(f)
+                try:
+                    loaded = read_profile_file(f)
+                except ProfileError as e:
+                    self.log.error("Profile file %s is invalid and skipped:\n%s", f, e)
+                    self._entries[f] = _Entry(stamp, None, e)
+                else:
+                    self.log.info("Loaded %d profile(s) from %s", len(loaded.profiles), f)
+                    entry = _Entry((), loaded, None)
+                    entry.stamp = self._file_stamp(f, entry)
+                    self._entries[f] = entry
+            if changed or self._stamp is None:
+                self._stamp = ()
+                loaded_files = [e.loaded for _, e in sorted(self._entries.items()) if e.loaded]
+                profiles, dup_errors = merge_profiles(loaded_files)
+                for err in dup_errors:
+                    self.log.error("%s", err)
+                file_errors = [e.error for _, e in sorted(self._entries.items()) if e.error]
+                self._current = ProfileSet(tuple(profiles), tuple(file_errors + dup_errors))
+            return self._current
+
+    @property
+    def errors(self) -> list[ProfileError]:
+        """The errors of the files as last read (call :meth:`current` to refresh)."""
+        return list(self._current.errors)
+
+
+__all__ = ["ProfileDirectory"]

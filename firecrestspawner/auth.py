@@ -15,7 +15,10 @@ left, hence the 60 s default margin.
   spawners share, written back to ``auth_state`` when the IdP rotates the
   refresh token.
 
-No token ever appears in an exception message or a log line.
+No token ever appears in an exception message or a log line. Each credential
+registers its secrets for redaction under its own owner keys, so a refreshed
+token replaces the previous one in the registry instead of adding to it, and a
+credential that is dropped forgets its secrets.
 """
 
 from __future__ import annotations
@@ -23,11 +26,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 import inspect
 import json
 import logging
 import threading
 import time
+import weakref
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -36,7 +42,7 @@ import stamina
 from tornado.web import HTTPError
 
 from .client import tls_context
-from .redact import redact, register_secret
+from .redact import forget_owners, redact, register_secret
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +51,14 @@ SESSION_EXPIRED_MESSAGE = (
 )
 
 RotateCallback = Callable[[str], "Awaitable[None] | None"]
+
+#: How many replaced refresh tokens a credential remembers (as digests), so
+#: that a stale ``auth_state`` is never adopted again.
+SUPERSEDED_KEPT = 256
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8")).digest()
 
 
 class AuthError(Exception):
@@ -145,7 +159,13 @@ class _OAuthTokenAuth:
         retry_attempts: int = 3,
         retry_wait_initial: float = 0.2,
         retry_wait_max: float = 2.0,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        # Owner keys of this credential's secrets in the redaction registry
+        # (not the credential itself: the registry must not keep it alive).
+        tag = object()
+        self._secret_owners = {kind: (tag, kind) for kind in ("access", "refresh", "client")}
+        weakref.finalize(self, forget_owners, tuple(self._secret_owners.values()))
         self.client_id = client_id
         self.client_secret = client_secret
         self.token_url = token_url
@@ -154,7 +174,9 @@ class _OAuthTokenAuth:
         self.retry_attempts = max(1, int(retry_attempts))
         self.retry_wait_initial = retry_wait_initial
         self.retry_wait_max = retry_wait_max
-        register_secret(client_secret)
+        #: The httpx transport of the asynchronous token requests (None: the
+        #: network; tests inject one at this boundary).
+        self.transport = transport
         self._access_token: str | None = None
         self._expires_at = 0.0
         self._lifetime = 0.0
@@ -164,6 +186,15 @@ class _OAuthTokenAuth:
         self._warned_sync = False
         #: Number of token requests sent (for tests and metrics).
         self.token_requests = 0
+
+    @property
+    def client_secret(self) -> str:
+        return self._client_secret
+
+    @client_secret.setter
+    def client_secret(self, value: str) -> None:
+        register_secret(value, owner=self._secret_owners["client"])
+        self._client_secret = value
 
     # -- cache -----------------------------------------------------------------
 
@@ -190,7 +221,7 @@ class _OAuthTokenAuth:
             # between hub and IdP: trusting it would refresh on every call.
             candidates.append(exp)
         expires_at = min(candidates) if candidates else now  # unknown: use once
-        register_secret(access_token)
+        register_secret(access_token, owner=self._secret_owners["access"])
         self._access_token = access_token
         self._expires_at = expires_at
         self._lifetime = max(0.0, expires_at - now)
@@ -200,7 +231,7 @@ class _OAuthTokenAuth:
         exp = expires_at if expires_at is not None else jwt_expiry(access_token)
         if exp is None:
             return
-        register_secret(access_token)
+        register_secret(access_token, owner=self._secret_owners["access"])
         self._access_token = access_token
         self._expires_at = exp
         self._lifetime = max(0.0, exp - time.time())
@@ -266,7 +297,9 @@ class _OAuthTokenAuth:
     async def _request_async(self) -> dict[str, Any]:
         self.token_requests += 1
         try:
-            async with httpx.AsyncClient(timeout=self.timeout, verify=tls_context()) as client:
+            async with httpx.AsyncClient(
+                timeout=self.timeout, verify=tls_context(), transport=self.transport
+            ) as client:
                 async for attempt in self._retrying():
                     with attempt:
                         response = await client.post(self.token_url, data=self._grant_data())
@@ -404,8 +437,9 @@ class AuthorizationCodeFlowAuth(_OAuthTokenAuth):
         self.refresh_token = refresh_token
         self.on_rotate = on_rotate
         self.reload_refresh_token = reload_refresh_token
-        #: Refresh tokens this credential has replaced (never adopted again).
-        self._superseded: set[str] = set()
+        #: Digests of the refresh tokens this credential replaced (never adopted
+        #: again), the most recent :data:`SUPERSEDED_KEPT` only.
+        self._superseded: OrderedDict[bytes, None] = OrderedDict()
 
     @property
     def refresh_token(self) -> str:
@@ -413,8 +447,13 @@ class AuthorizationCodeFlowAuth(_OAuthTokenAuth):
 
     @refresh_token.setter
     def refresh_token(self, value: str) -> None:
-        register_secret(value)
+        register_secret(value, owner=self._secret_owners["refresh"])
         self._refresh_token = value
+
+    def _supersede(self, token: str) -> None:
+        self._superseded[_digest(token)] = None
+        while len(self._superseded) > SUPERSEDED_KEPT:
+            self._superseded.popitem(last=False)
 
     def _grant_data(self) -> dict[str, str]:
         return {
@@ -435,7 +474,7 @@ class AuthorizationCodeFlowAuth(_OAuthTokenAuth):
     def _rotate(self, body: dict[str, Any]) -> str | None:
         new = body.get("refresh_token")
         if isinstance(new, str) and new and new != self.refresh_token:
-            self._superseded.add(self.refresh_token)
+            self._supersede(self.refresh_token)
             self.refresh_token = new
             return new
         return None
@@ -449,7 +488,7 @@ class AuthorizationCodeFlowAuth(_OAuthTokenAuth):
                 if inspect.isawaitable(result):
                     await result
             except Exception as e:  # noqa: BLE001 - the new token is in memory; report, go on
-                log.warning("Could not persist the rotated refresh token: %s", redact(e))
+                log.warning("Could not persist the rotated refresh token: %s", e)
 
     async def _recover_session(self) -> bool:
         if self.reload_refresh_token is None:
@@ -457,7 +496,7 @@ class AuthorizationCodeFlowAuth(_OAuthTokenAuth):
         try:
             fresh = await self.reload_refresh_token()
         except Exception as e:  # noqa: BLE001 - the refusal is what the caller sees
-            log.warning("Could not reload the refresh token: %s", redact(e))
+            log.warning("Could not reload the refresh token: %s", e)
             return False
         return bool(fresh) and self.adopt_refresh_token(fresh or "")
 
@@ -481,7 +520,7 @@ class AuthorizationCodeFlowAuth(_OAuthTokenAuth):
         """
         if not refresh_token or refresh_token == self.refresh_token:
             return False
-        if refresh_token in self._superseded:
+        if _digest(refresh_token) in self._superseded:
             return False
         self.refresh_token = refresh_token
         self.invalidate()
@@ -519,7 +558,6 @@ def get_service_account_auth(
             client_id, client_secret, token_url, **kwargs
         )
     elif auth.client_secret != client_secret:
-        register_secret(client_secret)
         auth.client_secret = client_secret
         auth.invalidate()
     return auth
@@ -577,7 +615,6 @@ async def user_auth(
         if cred.adopt_refresh_token(refresh_token):
             _seed_access_token(cred, auth_state)
         if cred.client_secret != client_secret:
-            register_secret(client_secret)
             cred.client_secret = client_secret
         cred.min_token_validity = float(min_token_validity)
         cred.timeout = float(timeout)

@@ -48,6 +48,7 @@ import stamina
 from . import client as fc
 from . import naming, states
 from .auth import AuthError, get_service_account_auth
+from .logs import install_retry_summary
 from .redact import redact, register_secret
 
 log = logging.getLogger(__name__)
@@ -659,6 +660,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    install_retry_summary()  # retries counted, not one bare stamina line each
     try:
         settings = settings_from_args(args, os.environ)
     except ReaperError as e:

@@ -28,14 +28,14 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from .profiles.choices import ClusterChoice, ClusterChoices, Origin
+
 log = logging.getLogger(__name__)
 
 Source = Literal["partitions", "reservations", "accounts", "nodes"]
 SOURCES: tuple[str, ...] = ("partitions", "reservations", "accounts", "nodes")
 #: Sources whose answer does not depend on the user asking (cached once per system).
 SHARED_SOURCES = frozenset({"partitions", "reservations", "nodes"})
-
-Origin = Literal["live", "cache", "stale", "fallback"]
 
 #: Longest we let a background fetch run after the form stopped waiting.
 BACKGROUND_TIMEOUT = 30.0
@@ -48,45 +48,6 @@ class StatusClient(Protocol):
     async def reservations(self, system_name: str) -> list[dict[str, Any]]: ...
     async def userinfo(self, system_name: str) -> dict[str, Any]: ...
     async def nodes(self, system_name: str) -> list[dict[str, Any]]: ...
-
-
-@dataclass(frozen=True)
-class ClusterChoice:
-    """One choice offered from the cluster. All text is untrusted (escape it)."""
-
-    value: str
-    label: str = ""
-    detail: str = ""
-    default: bool = False
-
-    @property
-    def text(self) -> str:
-        return self.label or self.value
-
-
-@dataclass(frozen=True)
-class ClusterChoices:
-    """The choices of one source for one system, and where they came from."""
-
-    source: str
-    system: str
-    items: tuple[ClusterChoice, ...]
-    origin: Origin
-    #: Shown next to the field when the list is not live; "" otherwise.
-    note: str = ""
-    #: Epoch seconds of the FirecREST answer the items come from (0: fallback).
-    fetched_at: float = 0.0
-
-    @property
-    def values(self) -> tuple[str, ...]:
-        return tuple(c.value for c in self.items)
-
-    @property
-    def default(self) -> str | None:
-        for c in self.items:
-            if c.default:
-                return c.value
-        return None
 
 
 # --------------------------------------------------------------------------

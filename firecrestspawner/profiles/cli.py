@@ -277,7 +277,7 @@ def cmd_render(
     from ..naming import job_name as make_job_name
     from ..redact import redact
     from .models import ProfileSet
-    from .options import ClusterChoices, OptionError, UserInfo, validate_options
+    from .options import OptionError, UserInfo, cluster_lists, validate_options
     from .script import ScriptRejected, ScriptTemplateError
 
     out = out or sys.stdout
@@ -291,16 +291,14 @@ def cmd_render(
     profile_set = ProfileSet(tuple(profiles))
     try:
         raw: dict[str, Any] = {"profile": [args.profile], **_parse_sets(args.set or [])}
-        cluster_lists = _parse_cluster(args.cluster or [])
+        reported = _parse_cluster(args.cluster or [])
     except ValueError as e:
         err.write(f"error: {e}\n")
         return 2
     user = UserInfo(args.user, tuple(args.group or ()))
     try:
         chosen = profile_set.get(args.profile)
-        cluster = (
-            ClusterChoices.of({chosen.system: cluster_lists}) if chosen and cluster_lists else None
-        )
+        cluster = cluster_lists({chosen.system: reported}) if chosen and reported else None
         vo = validate_options(profile_set, raw, user=user, cluster=cluster)
         workdir = args.workdir or f"{(vo.profile.workdir or '/home').rstrip('/')}/{user.name}"
         name = args.job_name or make_job_name("hub", user.name, "", "000000000000")

@@ -19,13 +19,14 @@ spawn time. This module does not import jupyterhub.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import jinja2
 
-from ..cluster import ClusterChoice, ClusterChoices
+from .choices import ClusterChoice, ClusterChoices
 from .options import (
     PROFILE_KEY,
     UenvValue,
@@ -35,7 +36,6 @@ from .options import (
     option_default,
     option_visible,
 )
-from .options import ClusterChoices as KnownNames
 
 #: Form field carrying the profile id (also the ``user_options`` key).
 PROFILE_FIELD = PROFILE_KEY
@@ -160,13 +160,15 @@ def active_options(profile: Any, values: Mapping[str, Any], user: UserInfo) -> s
     return set(active)
 
 
-def known_names(system: str, cluster: Mapping[str, ClusterChoices]) -> KnownNames:
-    """The validator's view of fetched cluster lists (static fallbacks are not "known")."""
-    names: dict[tuple[str, str], tuple[str, ...]] = {}
-    for choices in cluster.values():
-        if choices.origin != "fallback":
-            names[(system, choices.source)] = choices.values
-    return KnownNames(names)
+def known_names(system: str, cluster: Mapping[str, ClusterChoices]) -> tuple[ClusterChoices, ...]:
+    """The cluster lists of a profile's form (per option id) as the validator takes them.
+
+    They are read as lists of ``system`` (the profile's); the validator
+    ignores static fallbacks (see :func:`~.choices.reported_names`).
+    """
+    return tuple(
+        c if c.system == system else dataclasses.replace(c, system=system) for c in cluster.values()
+    )
 
 
 def default_value(

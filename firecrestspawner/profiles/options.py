@@ -37,12 +37,24 @@ from __future__ import annotations
 import math
 import re
 import types
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from . import models as m
+from .choices import (
+    ClusterChoices,
+    UserInfo,
+    choice_keys,
+    cluster_choice_values,
+    cluster_lists,
+    cluster_name_ok,
+    default_profile,
+    is_allowed,
+    option_visible,
+    visible_profiles,
+)
 from .models import Profile, ProfileSet, duration_seconds, format_duration
 from .script import (
     BUILTIN_REQ_NAMES,
@@ -57,7 +69,6 @@ IGNORED_KEYS = frozenset({"_xsrf"})
 PROFILE_KEY = "profile"
 #: Longest string accepted for any value (longer ones are refused unread).
 MAX_VALUE_LENGTH = 4096
-_CHOICE_RE = re.compile(m.CHOICE_PATTERN)
 _TRUE = frozenset({"true", "on", "1", "yes"})
 _FALSE = frozenset({"false", "off", "0", "no", ""})
 
@@ -69,43 +80,6 @@ class OptionError(ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
-
-
-@dataclass(frozen=True)
-class UserInfo:
-    """Who is spawning: the JupyterHub user name and group names."""
-
-    name: str
-    groups: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "groups", tuple(self.groups))
-
-
-@dataclass(frozen=True)
-class ClusterChoices:
-    """Names FirecREST reported, per (system, source).
-
-    ``source`` is one of ``partitions``, ``reservations``, ``accounts``,
-    ``nodes``. A missing entry means "not known now" (the option's fallback
-    applies).
-    """
-
-    names: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, by_system: Mapping[str, Mapping[str, Iterable[str]]]) -> ClusterChoices:
-        """Build from ``{system: {source: [names]}}``."""
-        return cls(
-            {
-                (system, source): tuple(names)
-                for system, sources in by_system.items()
-                for source, names in sources.items()
-            }
-        )
-
-    def get(self, system: str, source: str) -> tuple[str, ...] | None:
-        return self.names.get((system, source))
 
 
 @dataclass(frozen=True)
@@ -220,75 +194,12 @@ def _legacy_text(value: Any) -> str:
     return str(value)
 
 
-# -- visibility -------------------------------------------------------------------------
-def is_allowed(groups: Sequence[str] | None, users: Sequence[str] | None, user: UserInfo) -> bool:
-    """Allow-list check: no lists means everyone; otherwise the user or one of their groups is listed."""
-    if groups is None and users is None:
-        return True
-    return user.name in (users or ()) or bool(set(user.groups) & set(groups or ()))
-
-
-def visible_profiles(profile_set: ProfileSet, user: UserInfo) -> list[Profile]:
-    """The profiles this user may see and use, in order."""
-    return [p for p in profile_set if is_allowed(p.groups, p.users, user)]
-
-
-def default_profile(profile_set: ProfileSet, user: UserInfo) -> Profile | None:
-    """The user's default: the first visible profile marked ``default``, else the first visible."""
-    visible = visible_profiles(profile_set, user)
-    for profile in visible:
-        if profile.default:
-            return profile
-    return visible[0] if visible else None
-
-
-def option_visible(option: m.Option, user: UserInfo) -> bool:
-    """Whether the option's own allow-list lets this user see it."""
-    return is_allowed(option.groups, option.users, user)
-
-
-def choice_keys(option: m.ChoiceOption | m.UenvOption, user: UserInfo) -> list[str]:
-    """Keys of the choices (or uenv images) this user may pick, in order."""
-    items = option.choices if isinstance(option, m.ChoiceOption) else option.images
-    return [key for key, item in items.items() if is_allowed(item.groups, item.users, user)]
-
-
-def cluster_choice_values(
-    option: m.ClusterChoiceOption, system: str, cluster: ClusterChoices | None
-) -> list[str] | None:
-    """Names a ``cluster_choice`` option offers now.
-
-    The cluster's names (or, when unknown, the static ``fallback``), keeping
-    only well-formed names that pass ``filter`` and ``allow``. ``None`` means
-    nothing is known (no cluster data, no fallback): any well-formed name that
-    passes ``filter`` and ``allow`` is accepted, and the scheduler decides.
-    """
-    names: Sequence[str] | None = cluster.get(system, option.source) if cluster else None
-    if names is None:
-        names = option.fallback or None
-    if names is None:
-        return None
-    out: list[str] = []
-    for name in names:
-        if isinstance(name, str) and _name_ok(option, name) and name not in out:
-            out.append(name)
-    return out
-
-
-def _name_ok(option: m.ClusterChoiceOption, name: str) -> bool:
-    if not _CHOICE_RE.fullmatch(name):
-        return False
-    if option.filter is not None and not re.fullmatch(option.filter, name):
-        return False
-    return option.allow is None or name in option.allow
-
-
 def option_default(
     option: m.Option,
     *,
     user: UserInfo | None = None,
     system: str = "",
-    cluster: ClusterChoices | None = None,
+    cluster: Collection[ClusterChoices] | None = None,
 ) -> Any:
     """The value an option takes when none is given (typed as in ``values``)."""
     if isinstance(option, m.ChoiceOption):
@@ -435,7 +346,10 @@ def _check_uenv(
 
 
 def _check_cluster(
-    option: m.ClusterChoiceOption, value: Any, system: str, cluster: ClusterChoices | None
+    option: m.ClusterChoiceOption,
+    value: Any,
+    system: str,
+    cluster: Collection[ClusterChoices] | None,
 ) -> str:
     name = "" if value is None else _as_text(option.id, value)
     if name == "":
@@ -444,7 +358,7 @@ def _check_cluster(
         return ""
     offered = cluster_choice_values(option, system, cluster)
     if offered is None:
-        if not _name_ok(option, name):
+        if not cluster_name_ok(option, name):
             raise OptionError(option.id, f"{_short(name)} is not a valid {option.source[:-1]} name")
     elif name not in offered:
         listed = ", ".join(offered[:20]) + (", ..." if len(offered) > 20 else "")
@@ -578,7 +492,7 @@ def validate_options(
     raw: Mapping[str, Any] | None,
     *,
     user: UserInfo,
-    cluster: ClusterChoices | None = None,
+    cluster: Collection[ClusterChoices] | None = None,
     base: Mapping[str, str] | None = None,
 ) -> ValidatedOptions:
     """Check ``raw`` user options against the profiles; the only way to a spawn's values.
@@ -712,6 +626,7 @@ __all__ = [
     "ValidatedOptions",
     "choice_keys",
     "cluster_choice_values",
+    "cluster_lists",
     "default_options",
     "default_profile",
     "duration_seconds",

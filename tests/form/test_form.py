@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 from bs4 import BeautifulSoup
 
-from firecrestspawner.cluster import ClusterChoice, ClusterChoices
 from firecrestspawner.profiles import ProfileSet, form, load_profile_file, load_profile_text
-from firecrestspawner.profiles.options import ClusterChoices as KnownNames
+from firecrestspawner.profiles.choices import ClusterChoice, ClusterChoices, cluster_lists
 from firecrestspawner.profiles.options import (
     OptionError,
     UserInfo,
@@ -310,7 +309,7 @@ def _live_cluster(profile) -> dict[str, ClusterChoices]:
         if option.kind != "cluster_choice":
             continue
         candidates = [*(option.allow or ()), "jupyter-course-1", "acct1", "normal"]
-        known = KnownNames({(profile.system, option.source): tuple(candidates)})
+        known = cluster_lists({profile.system: {option.source: candidates}})
         names = cluster_choice_values(option, profile.system, known) or []
         out[option.id] = ClusterChoices(
             source=option.source,

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from firecrestspawner.profiles import ProfileSet, load_profile_file
+from firecrestspawner.profiles.choices import ClusterChoice, reported_names
 from firecrestspawner.profiles.options import (
     ClusterChoices,
     OptionError,
     UenvValue,
     UserInfo,
+    cluster_lists,
     default_options,
     validate_options,
     visible_profiles,
@@ -24,19 +27,22 @@ ALICE = UserInfo("alice", ("users",))
 BOB = UserInfo("bob", ())
 GPU = UserInfo("gina", ("gpu-users",))
 STAFF = UserInfo("sam", ("staff", "admins"))
-CLUSTER = ClusterChoices.of(
+CLUSTER = cluster_lists(
     {"cluster": {"accounts": ["proj1", "proj2"], "reservations": ["course-a", "maint"]}}
 )
 
 
 def ok(
-    raw: dict[str, Any], user: UserInfo = ALICE, cluster: ClusterChoices | None = CLUSTER, **kw: Any
+    raw: dict[str, Any],
+    user: UserInfo = ALICE,
+    cluster: Collection[ClusterChoices] | None = CLUSTER,
+    **kw: Any,
 ):
     return validate_options(PS, raw, user=user, cluster=cluster, **kw)
 
 
 def refused(
-    raw: Any, user: UserInfo = ALICE, cluster: ClusterChoices | None = CLUSTER
+    raw: Any, user: UserInfo = ALICE, cluster: Collection[ClusterChoices] | None = CLUSTER
 ) -> OptionError:
     with pytest.raises(OptionError) as info:
         validate_options(PS, raw, user=user, cluster=cluster)
@@ -330,8 +336,44 @@ def test_cluster_none_uses_fallback() -> None:
     assert refused({"profile": "main", "reservation": "maint"}, cluster=None).field == "reservation"
 
 
+def test_the_cache_result_type_is_what_the_validator_reads() -> None:
+    # One ClusterChoices: what firecrestspawner.cluster's cache returns is passed as is.
+    from firecrestspawner import cluster as cluster_cache
+
+    assert cluster_cache.ClusterChoices is ClusterChoices
+    live = ClusterChoices("accounts", "cluster", (ClusterChoice("proj2"),), "stale")
+    assert ok({"profile": "main", "account": "proj2"}, cluster=[live]).req["account"] == "proj2"
+    # A list for another system says nothing about this one.
+    other = ClusterChoices("accounts", "elsewhere", (ClusterChoice("proj9"),))
+    assert refused({"profile": "main", "account": "proj9"}, cluster=[other]).field == "account"
+
+
+@pytest.mark.parametrize(
+    ("lists", "expected"),
+    [
+        pytest.param([], None, id="nothing-known"),
+        pytest.param([("accounts", "cluster", ("a",), "live")], ("a",), id="live"),
+        pytest.param([("accounts", "cluster", ("a",), "cache")], ("a",), id="cache"),
+        pytest.param([("accounts", "cluster", ("a",), "stale")], ("a",), id="stale"),
+        pytest.param([("accounts", "cluster", ("a",), "fallback")], None, id="fallback-not-known"),
+        pytest.param([("nodes", "cluster", ("a",), "live")], None, id="other-source"),
+        pytest.param(
+            [("accounts", "cluster", ("a",), "live"), ("accounts", "cluster", ("b",), "live")],
+            ("b",),
+            id="last-wins",
+        ),
+    ],
+)
+def test_reported_names(lists: list[tuple], expected: tuple[str, ...] | None) -> None:
+    cluster = [
+        ClusterChoices(source, system, tuple(ClusterChoice(n) for n in names), origin)
+        for source, system, names, origin in lists
+    ]
+    assert reported_names(cluster, "cluster", "accounts") == expected
+
+
 def test_cluster_names_are_untrusted() -> None:
-    cluster = ClusterChoices.of({"cluster": {"accounts": ["ok1", "bad name", "x\n#SBATCH", "ok2"]}})
+    cluster = cluster_lists({"cluster": {"accounts": ["ok1", "bad name", "x\n#SBATCH", "ok2"]}})
     vo = ok({"profile": "main"}, cluster=cluster)
     assert vo.values["account"] == "ok1"
     assert refused({"profile": "main", "account": "bad name"}, cluster=cluster).field == "account"
@@ -362,7 +404,7 @@ def test_default_options_validate_for_every_shipped_profile() -> None:
         ps = load_profile_file(path)
         for profile in ps:
             user = UserInfo("u", tuple(profile.groups or ()))
-            cluster = ClusterChoices.of(
+            cluster = cluster_lists(
                 {
                     profile.system: {
                         "accounts": ["proj1"],

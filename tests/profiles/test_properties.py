@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from firecrestspawner.profiles import ProfileError, ProfileSet, load_profile_file, load_profile_text
 from firecrestspawner.profiles import models as m
 from firecrestspawner.profiles.options import (
-    ClusterChoices,
     OptionError,
     UserInfo,
+    cluster_lists,
     validate_options,
 )
 from firecrestspawner.profiles.script import ScriptRejected, directive_lines
@@ -140,7 +140,7 @@ def test_hostile_values_against_shipped_profiles(data: st.DataObject) -> None:
         raw[key] = data.draw(
             st.one_of(hostile, st.lists(hostile, max_size=2), st.integers(), st.booleans())
         )
-    cluster = ClusterChoices.of(
+    cluster = cluster_lists(
         {
             profile.system: {
                 "accounts": [data.draw(hostile), "proj1"],

@@ -8,8 +8,8 @@ import pytest
 
 from firecrestspawner.profiles import load_profile_file
 from firecrestspawner.profiles.options import (
-    ClusterChoices,
     UserInfo,
+    cluster_lists,
     default_options,
     validate_options,
 )
@@ -222,7 +222,7 @@ def test_every_shipped_profile_renders(path: Path) -> None:
     ps = load_profile_file(path)
     for profile in ps:
         user = UserInfo("alice", tuple(profile.groups or ()))
-        cluster = ClusterChoices.of(
+        cluster = cluster_lists(
             {
                 profile.system: {
                     "accounts": ["proj1"],
@@ -252,7 +252,7 @@ def test_every_shipped_profile_renders(path: Path) -> None:
 
 def test_multi_system_gpu_script() -> None:
     ps = load_profile_file(ROOT / "profiles" / "multi-system.yaml")
-    cluster = ClusterChoices.of(
+    cluster = cluster_lists(
         {"daint": {"accounts": ["g1", "g2"], "reservations": ["course-x", "maint"]}}
     )
     vo = validate_options(

@@ -12,25 +12,33 @@ Used as ``c.Spawner.cmd = ["firecrestspawner-singleuser", "jupyterhub-singleuser
    and rewrites ``JUPYTERHUB_SERVICE_URL`` with it (host ``0.0.0.0`` unless
    ``$FIRECRESTSPAWNER_BIND_HOST`` says otherwise);
 4. reports ``{"port": N}`` to ``$JUPYTERHUB_API_URL/firecrestspawner`` with the
-   server's token (timeout, bounded retries);
+   server's token (timeout, bounded retries with backoff and jitter, a deadline);
 5. ``exec``s ``CMD`` with that environment. The token travels in the
    environment only, never on the command line. ``--port=N`` is appended only
    when ``$FIRECRESTSPAWNER_PASS_PORT_ARG=1`` (old site scripts).
+
+Standard library only, like the modules it imports (:mod:`.jobenv`,
+:mod:`.redact`): a compute image needs this package installed with
+``pip install --no-deps`` next to ``jupyterhub-singleuser``, nothing else
+(``tests/unit/test_singleuser_bare_venv.py`` runs it in a venv without packages).
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.client
+import json
 import os
+import random
 import socket
 import ssl
 import stat
 import sys
-from collections.abc import Sequence
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
 from urllib.parse import urlsplit, urlunsplit
-
-import httpx
-import stamina
 
 from .jobenv import decode_job_environment
 from .redact import redact, register_secret
@@ -40,6 +48,7 @@ BIND_HOST_VAR = "FIRECRESTSPAWNER_BIND_HOST"
 PASS_PORT_VAR = "FIRECRESTSPAWNER_PASS_PORT_ARG"  # noqa: S105 - a variable name
 TIMEOUT_VAR = "FIRECRESTSPAWNER_REPORT_TIMEOUT"
 ATTEMPTS_VAR = "FIRECRESTSPAWNER_REPORT_ATTEMPTS"
+DEADLINE_VAR = "FIRECRESTSPAWNER_REPORT_DEADLINE"
 PROG = "firecrestspawner-singleuser"
 
 
@@ -92,21 +101,42 @@ def service_url(current: str | None, host: str, port: int, prefix: str = "/") ->
     return urlunsplit(("http", netloc, prefix or "/", "", ""))
 
 
-def _ssl_options(env: dict[str, str]) -> dict:
-    """httpx options for the hub's internal SSL, when JupyterHub set it up."""
+def ssl_context(env: Mapping[str, str]) -> ssl.SSLContext:
+    """The TLS context for the hub's API, from the settings the wrapper honours.
+
+    JupyterHub's internal SSL (``JUPYTERHUB_SSL_CLIENT_CA``, and the client
+    certificate ``JUPYTERHUB_SSL_CERTFILE``/``_KEYFILE``) when set; otherwise
+    ``SSL_CERT_FILE`` or ``SSL_CERT_DIR``; otherwise the system's CA store.
+    """
     ca = env.get("JUPYTERHUB_SSL_CLIENT_CA")
     cert = env.get("JUPYTERHUB_SSL_CERTFILE")
     key = env.get("JUPYTERHUB_SSL_KEYFILE")
-    if not (ca or (cert and key)):
-        return {}
-    context = ssl.create_default_context(cafile=ca or None)
-    if cert and key:
-        context.load_cert_chain(cert, key)
-    return {"verify": context}
+    if ca or (cert and key):
+        context = ssl.create_default_context(cafile=ca or None)
+        if cert and key:
+            context.load_cert_chain(cert, key)
+        return context
+    if env.get("SSL_CERT_FILE"):
+        return ssl.create_default_context(cafile=env["SSL_CERT_FILE"])
+    if env.get("SSL_CERT_DIR"):
+        return ssl.create_default_context(capath=env["SSL_CERT_DIR"])
+    return ssl.create_default_context()
 
 
-class _Retryable(Exception):
-    pass
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is the hub's answer, not a place to post the token to."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+def _refusal_detail(error: urllib.error.HTTPError) -> str:
+    try:
+        body = json.loads(error.read() or b"{}")
+    except (ValueError, OSError):
+        return ""
+    message = body.get("message", "") if isinstance(body, dict) else ""
+    return message if isinstance(message, str) else ""
 
 
 def report_port(
@@ -116,36 +146,54 @@ def report_port(
     *,
     timeout: float = 10.0,
     attempts: int = 5,
+    deadline: float = 120.0,
     wait_initial: float = 0.5,
-    **client_options,
+    wait_max: float = 10.0,
+    context: ssl.SSLContext | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> None:
-    """POST ``{"port": port}`` to the hub; raises :class:`SetupError` if refused."""
+    """POST ``{"port": port}`` to the hub; raises :class:`SetupError` if refused.
+
+    Connection errors, timeouts, 5xx and 429 are retried: at most ``attempts``
+    requests, none started after ``deadline`` seconds, exponential backoff from
+    ``wait_initial`` to ``wait_max`` plus up to ``wait_initial`` of jitter. Any
+    other status of 400 or more is a refusal (not retried).
+    """
     url = api_url.rstrip("/") + "/firecrestspawner"
-    headers = {"Authorization": f"token {token}"}
-    try:
-        with httpx.Client(timeout=timeout, **client_options) as client:
-            for attempt in stamina.retry_context(
-                on=(httpx.TransportError, _Retryable),
-                attempts=attempts,
-                timeout=None,
-                wait_initial=wait_initial,
-                wait_max=10.0,
-                wait_jitter=wait_initial,
-            ):
-                with attempt:
-                    response = client.post(url, json={"port": port}, headers=headers)
-                    if response.status_code >= 500 or response.status_code == 429:
-                        raise _Retryable(f"hub answered HTTP {response.status_code}")
-    except (httpx.TransportError, _Retryable) as e:
-        raise SetupError(
-            f"could not reach the hub at {url} after {attempts} attempts: {e}"
-        ) from None
-    if response.status_code >= 400:
+    data = json.dumps({"port": port}).encode()
+    headers = {"Authorization": f"token {token}", "Content-Type": "application/json"}
+    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), _NoRedirect)
+    end = time.monotonic() + deadline
+    problem = "no attempt within the deadline"
+    tried = 0
+    for attempt in range(1, max(1, attempts) + 1):
+        left = end - time.monotonic()
+        if left <= 0:
+            break
+        tried = attempt
+        request = urllib.request.Request(url, data=data, headers=headers, method="POST")  # noqa: S310 - the hub's http(s) URL
         try:
-            detail = response.json().get("message", "")
-        except ValueError:
-            detail = ""
-        raise SetupError(f"the hub refused the port report: HTTP {response.status_code} {detail}")
+            with opener.open(request, timeout=min(timeout, left)) as response:
+                response.read()
+            return
+        except urllib.error.HTTPError as e:
+            detail = _refusal_detail(e)
+            e.close()
+            if e.code < 400:
+                return  # a redirect, not followed: answered (as before)
+            if e.code < 500 and e.code != 429:
+                raise SetupError(
+                    f"the hub refused the port report: HTTP {e.code} {detail}"
+                ) from None
+            problem = f"hub answered HTTP {e.code}"
+        except (OSError, http.client.HTTPException) as e:  # URLError, timeouts, resets
+            reason = getattr(e, "reason", None) or e
+            problem = f"{type(reason).__name__}: {reason}"
+        if attempt < attempts:
+            wait = min(wait_max, wait_initial * 2 ** (attempt - 1))
+            wait += random.uniform(0, wait_initial)  # noqa: S311 - jitter, not crypto
+            sleep(max(0.0, min(wait, end - time.monotonic())))
+    raise SetupError(f"could not reach the hub at {url} after {tried} attempts: {problem}")
 
 
 def prepare(argv: Sequence[str], environ: dict[str, str]) -> tuple[list[str], dict[str, str], int]:
@@ -178,9 +226,24 @@ def prepare(argv: Sequence[str], environ: dict[str, str]) -> tuple[list[str], di
     try:
         timeout = float(env.get(TIMEOUT_VAR) or 10)
         attempts = max(1, int(env.get(ATTEMPTS_VAR) or 5))
+        deadline = float(env.get(DEADLINE_VAR) or 120)
     except ValueError:
-        raise SetupError(f"{TIMEOUT_VAR} and {ATTEMPTS_VAR} must be numbers") from None
-    report_port(api_url, token, port, timeout=timeout, attempts=attempts, **_ssl_options(env))
+        raise SetupError(
+            f"{TIMEOUT_VAR}, {ATTEMPTS_VAR} and {DEADLINE_VAR} must be numbers"
+        ) from None
+    try:
+        context = ssl_context(env) if api_url.lower().startswith("https:") else None
+    except (OSError, ssl.SSLError) as e:
+        raise SetupError(f"cannot load the TLS settings for the hub's API: {e}") from None
+    report_port(
+        api_url,
+        token,
+        port,
+        timeout=timeout,
+        attempts=attempts,
+        deadline=deadline,
+        context=context,
+    )
 
     command = list(argv)
     if env.get(PASS_PORT_VAR) == "1":

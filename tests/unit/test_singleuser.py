@@ -9,6 +9,9 @@ import base64
 import json
 import os
 import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -18,7 +21,7 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from firecrestspawner.jobenv import PACKED_VAR, job_environment
-from firecrestspawner.singleuser import service_url
+from firecrestspawner.singleuser import SetupError, report_port, service_url
 
 SCRIPT = Path(sys.executable).parent / "firecrestspawner-singleuser"
 TOKEN = "canary0api0token0" + "ab" * 16
@@ -241,3 +244,45 @@ async def test_without_command_is_a_usage_error(hub):
 )
 def test_service_url(current, host, port, expected):
     assert service_url(current, host, port, "/prefix/") == expected
+
+
+class _Always503(BaseHTTPRequestHandler):
+    count = 0
+
+    def do_POST(self) -> None:
+        type(self).count += 1
+        self.send_response(503)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def failing_hub():
+    _Always503.count = 0
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Always503)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hub/api"
+    server.shutdown()
+    server.server_close()
+
+
+def test_retries_back_off_exponentially_with_jitter(failing_hub):
+    waits: list[float] = []
+    with pytest.raises(SetupError, match=r"after 4 attempts: hub answered HTTP 503"):
+        report_port(failing_hub, TOKEN, 1234, attempts=4, wait_initial=0.5, sleep=waits.append)
+    assert _Always503.count == 4
+    assert len(waits) == 3
+    for wait, base in zip(waits, (0.5, 1.0, 2.0), strict=True):
+        assert base <= wait <= base + 0.5
+
+
+@pytest.mark.timeout(30)
+def test_no_attempt_starts_after_the_deadline(failing_hub):
+    started = time.monotonic()
+    with pytest.raises(SetupError, match="could not reach the hub"):
+        report_port(failing_hub, TOKEN, 1234, attempts=1000, deadline=1.0, wait_initial=0.05)
+    assert time.monotonic() - started < 1.0 + 0.5
+    assert 3 <= _Always503.count < 1000

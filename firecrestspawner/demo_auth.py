@@ -91,8 +91,9 @@ class DemoAuthenticator(Authenticator):
         if not isinstance(access_token, str) or not isinstance(refresh_token, str):
             self.log.error("Demo login of %s: the IdP answered without tokens", username)
             return None
-        register_secret(access_token)
-        register_secret(refresh_token)
+        # One entry per user in the redaction registry: a new login replaces the last.
+        register_secret(access_token, owner=("demo-login", username, "access"))
+        register_secret(refresh_token, owner=("demo-login", username, "refresh"))
         expires_in = body.get("expires_in")
         auth_state: dict[str, Any] = {
             "access_token": access_token,

@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from .client import describe
 from .profiles.choices import ClusterChoice, ClusterChoices, Origin
 
 log = logging.getLogger(__name__)
@@ -268,7 +269,7 @@ class ClusterCache:
             raise
         except Exception as e:  # noqa: BLE001 - any failure means "use what we have"
             problem = f"FirecREST could not list {source} ({type(e).__name__})"
-            log.warning("Fetching %s of %s failed: %s", source, system, _short(e))
+            log.warning("Fetching %s of %s failed: %s", source, system, describe(e))
         else:
             return self._result(source, system, items, "live", self.wall(), allow)
 
@@ -307,12 +308,6 @@ class ClusterCache:
             note=note,
             fetched_at=fetched_at,
         )
-
-
-def _short(e: BaseException) -> str:
-    """An exception as one short line (FirecREST errors can be long)."""
-    text = f"{type(e).__name__}: {e}".replace("\n", " ")
-    return text[:300]
 
 
 #: The cache shared by all spawners of a hub process.

@@ -30,6 +30,7 @@ from ..states import (
 )
 from . import models as m
 from .errors import Problem, json_path, short
+from .options import when_text
 from .parse import block_line, position
 from .script import (
     BUILTIN_REQ_NAMES,
@@ -145,12 +146,6 @@ class _Checker:
 
 def _range(lo: Any, hi: Any) -> str:
     return f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
-
-
-def _when_key(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def _check_option_defaults(
@@ -482,7 +477,7 @@ def _check_when_values(c: _Checker, parts: list[Any], target: m.Option, values: 
     if allowed is None:
         return
     for k, value in enumerate(values):
-        if _when_key(value) not in allowed:
+        if when_text(value) not in allowed:
             c.add(
                 [*parts, k],
                 f"{short(value)} is not a value of option {target.id!r}",

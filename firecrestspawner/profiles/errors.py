@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from jsonschema.exceptions import ValidationError
 
 
 @dataclass(frozen=True)
@@ -62,16 +63,12 @@ def sort_problems(problems: Iterable[Problem]) -> list[Problem]:
 
 
 def json_path(parts: Iterable[Any]) -> str:
-    """``$.a[0].b`` for the path ``["a", 0, "b"]``."""
-    out = "$"
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(part)):
-            out += f".{part}"
-        else:
-            out += f"[{json.dumps(str(part))}]"
-    return out
+    """``$.a[0].b`` for the path ``["a", 0, "b"]``.
+
+    Written by jsonschema itself (``ValidationError.json_path``), so the paths
+    of our own checks and of schema errors always look alike.
+    """
+    return ValidationError("", path=[p if isinstance(p, int) else str(p) for p in parts]).json_path
 
 
 def describe_type(value: Any) -> str:

@@ -35,6 +35,7 @@ from .options import (
     option_active,
     option_default,
     option_visible,
+    when_text,
 )
 
 #: Form field carrying the profile id (also the ``user_options`` key).
@@ -112,15 +113,6 @@ class ProfileView:
 
 # -------------------------------------------------------------------------
 # helpers
-
-
-def when_text(value: Any) -> str:
-    """A value as the form (and the inline script) compares it."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return "" if value is None else str(value)
 
 
 def _req_text(req: Mapping[str, Any]) -> dict[str, str]:
@@ -484,5 +476,4 @@ __all__ = [
     "known_names",
     "render_form",
     "summary_text",
-    "when_text",
 ]

@@ -55,6 +55,7 @@ from .choices import (
     option_visible,
     visible_profiles,
 )
+from .errors import short
 from .models import Profile, ProfileSet, duration_seconds, format_duration
 from .script import (
     BUILTIN_REQ_NAMES,
@@ -256,11 +257,6 @@ def default_options(profile: Profile) -> dict[str, Any]:
 
 
 # -- raw values ---------------------------------------------------------------------------
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _check_string(field_name: str, value: str) -> str:
     if len(value) > MAX_VALUE_LENGTH:
         raise OptionError(field_name, f"value is longer than {MAX_VALUE_LENGTH} characters")
@@ -297,7 +293,7 @@ def _unwrap(field_name: str, value: Any, *, last: bool = False) -> Any:
 
 def _as_text(option_id: str, value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise OptionError(option_id, f"expected a string, got {_short(value)}")
+        raise OptionError(option_id, f"expected a string, got {short(value)}")
     return str(value)
 
 
@@ -306,7 +302,7 @@ def _check_choice(option: m.ChoiceOption, value: Any, user: UserInfo) -> tuple[s
     allowed = choice_keys(option, user)
     if key not in allowed:
         raise OptionError(
-            option.id, f"{_short(key)} is not allowed; choose one of: {', '.join(allowed)}"
+            option.id, f"{short(key)} is not allowed; choose one of: {', '.join(allowed)}"
         )
     return key, {option.req_name: key, **{k: str(v) for k, v in option.choices[key].req.items()}}
 
@@ -326,7 +322,7 @@ def _check_uenv(
         return None, {option.req_name: "", option.view_req: ""}
     if image not in allowed:
         raise OptionError(
-            option.id, f"{_short(image)} is not allowed; choose one of: {', '.join(allowed)}"
+            option.id, f"{short(image)} is not allowed; choose one of: {', '.join(allowed)}"
         )
     spec = option.images[image]
     views = list(spec.views)
@@ -336,7 +332,7 @@ def _check_uenv(
     if views and view_text not in views:
         raise OptionError(
             f"{option.id}_view",
-            f"{_short(view_text)} is not a view of {image}; choose one of: {', '.join(views)}",
+            f"{short(view_text)} is not a view of {image}; choose one of: {', '.join(views)}",
         )
     if not views and view_text:
         raise OptionError(f"{option.id}_view", f"{image} has no views")
@@ -359,38 +355,38 @@ def _check_cluster(
     offered = cluster_choice_values(option, system, cluster)
     if offered is None:
         if not cluster_name_ok(option, name):
-            raise OptionError(option.id, f"{_short(name)} is not a valid {option.source[:-1]} name")
+            raise OptionError(option.id, f"{short(name)} is not a valid {option.source[:-1]} name")
     elif name not in offered:
         listed = ", ".join(offered[:20]) + (", ..." if len(offered) > 20 else "")
         raise OptionError(
             option.id,
-            f"{_short(name)} is not available; choose one of: {listed or '(none available now)'}",
+            f"{short(name)} is not available; choose one of: {listed or '(none available now)'}",
         )
     return name
 
 
 def _check_integer(option: m.IntegerOption, value: Any) -> int:
     if isinstance(value, bool):
-        raise OptionError(option.id, f"expected a whole number, got {_short(value)}")
+        raise OptionError(option.id, f"expected a whole number, got {short(value)}")
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     elif isinstance(value, str) and re.fullmatch(r"[+-]?\d{1,18}", value.strip()):
         value = int(value.strip())
     if not isinstance(value, int):
-        raise OptionError(option.id, f"expected a whole number, got {_short(value)}")
+        raise OptionError(option.id, f"expected a whole number, got {short(value)}")
     _check_range(option, value, option.min, option.max, option.step)
     return value
 
 
 def _check_number(option: m.NumberOption, value: Any) -> float:
     if isinstance(value, bool):
-        raise OptionError(option.id, f"expected a number, got {_short(value)}")
+        raise OptionError(option.id, f"expected a number, got {short(value)}")
     if isinstance(value, str) and re.fullmatch(
         r"[+-]?(?:\d{1,18}(?:\.\d{0,12})?|\.\d{1,12})", value.strip()
     ):
         value = float(value.strip())
     if not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise OptionError(option.id, f"expected a number, got {_short(value)}")
+        raise OptionError(option.id, f"expected a number, got {short(value)}")
     value = float(value)
     _check_range(option, value, option.min, option.max, option.step)
     return value
@@ -426,7 +422,7 @@ def _check_duration(option: m.DurationOption, value: Any) -> str:
     except ValueError:
         raise OptionError(
             option.id,
-            f"{_short(text)} is not a time limit; write minutes (30), HH:MM:SS (1:30:00) or D-HH:MM:SS",
+            f"{short(text)} is not a time limit; write minutes (30), HH:MM:SS (1:30:00) or D-HH:MM:SS",
         ) from None
     lo = duration_seconds(option.min) if option.min else None
     hi = duration_seconds(option.max) if option.max else None
@@ -441,7 +437,7 @@ def _check_text(option: m.TextOption, value: Any) -> str:
     if value is None:
         value = ""
     if not isinstance(value, str):
-        raise OptionError(option.id, f"expected text, got {_short(value)}")
+        raise OptionError(option.id, f"expected text, got {short(value)}")
     if len(value) > option.max_length:
         raise OptionError(option.id, f"is longer than {option.max_length} characters")
     if value == "":
@@ -450,7 +446,7 @@ def _check_text(option: m.TextOption, value: Any) -> str:
         return ""
     if not re.fullmatch(option.pattern, value):
         raise OptionError(
-            option.id, f"{_short(value)} does not match the required pattern {option.pattern}"
+            option.id, f"{short(value)} does not match the required pattern {option.pattern}"
         )
     return value
 
@@ -464,15 +460,23 @@ def _check_boolean(option: m.BooleanOption, value: Any) -> bool:
         return True
     if isinstance(value, str) and value.strip().lower() in _FALSE:
         return False
-    raise OptionError(option.id, f"expected true or false, got {_short(value)}")
+    raise OptionError(option.id, f"expected true or false, got {short(value)}")
 
 
-def _when_key(value: Any) -> str:
+def when_text(value: Any) -> str:
+    """A value as ``when`` rules compare it, and as the form shows it.
+
+    ``true``/``false`` for booleans, ``4`` for 4.0, the image of a uenv value,
+    ``""`` for none. The file's ``when`` values, the validated values and the
+    form's fields all go through this one function, so they compare alike.
+    """
     if isinstance(value, UenvValue):
         return value.image
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return "" if value is None else str(value)
 
 
 def option_active(option: m.Option, values: Mapping[str, Any], active: Iterable[str]) -> bool:
@@ -481,7 +485,7 @@ def option_active(option: m.Option, values: Mapping[str, Any], active: Iterable[
     for target, wanted in (option.when or {}).items():
         if target not in active_set:
             return False
-        if _when_key(values.get(target)) not in {_when_key(w) for w in wanted}:
+        if when_text(values.get(target)) not in {when_text(w) for w in wanted}:
             return False
     return True
 
@@ -506,7 +510,7 @@ def validate_options(
     data: dict[str, Any] = {}
     for key, value in raw.items():
         if not isinstance(key, str):
-            raise OptionError("options", f"option names must be strings, got {_short(key)}")
+            raise OptionError("options", f"option names must be strings, got {short(key)}")
         if key in IGNORED_KEYS:
             continue
         _check_string("options", key)
@@ -612,7 +616,7 @@ def _pick_profile(profile_set: ProfileSet, wanted: Any, user: UserInfo) -> Profi
         if profile.id == wanted:
             return profile
     names = ", ".join(p.id for p in visible) or "(none)"
-    raise OptionError(PROFILE_KEY, f"unknown profile {_short(wanted)}; available to you: {names}")
+    raise OptionError(PROFILE_KEY, f"unknown profile {short(wanted)}; available to you: {names}")
 
 
 __all__ = [
@@ -637,4 +641,5 @@ __all__ = [
     "option_visible",
     "validate_options",
     "visible_profiles",
+    "when_text",
 ]

@@ -45,6 +45,22 @@ class _TooLarge(Exception):
     pass
 
 
+def toml_error(error: ValueError) -> tuple[str, int | None, int | None]:
+    """Message, line and column (1-based) of a TOML syntax error.
+
+    From the error's ``msg``, ``lineno`` and ``colno`` where the parser has
+    them (``tomllib`` from Python 3.14, recent ``tomli``), else from its text,
+    which ends with "(at line X, column Y)"; without either, no position.
+    """
+    line, col, msg = (getattr(error, a, None) for a in ("lineno", "colno", "msg"))
+    text = str(error)
+    if not (isinstance(line, int) and isinstance(col, int)):
+        found = _TOML_POS_RE.search(text)
+        line, col = (int(found.group(1)), int(found.group(2))) if found else (None, None)
+    message = msg if isinstance(msg, str) and msg else _TOML_POS_RE.sub("", text).strip()
+    return message, line, col
+
+
 def _plain_key(key: Any) -> str:
     if isinstance(key, bool):
         return "true" if key else "false"
@@ -112,15 +128,13 @@ def _parse(text: str, name: str, fmt: str) -> tuple[Any, Any]:
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
-            msg = str(e)
-            pos = _TOML_POS_RE.search(msg)
-            line, col = (int(pos.group(1)), int(pos.group(2))) if pos else (None, None)
+            message, line, col = toml_error(e)
             raise ProfileError(
                 [
                     Problem(
                         name,
                         "$",
-                        f"TOML syntax error: {_TOML_POS_RE.sub('', msg).strip()}",
+                        f"TOML syntax error: {message}",
                         "check quoting and brackets at that position",
                         line,
                         col,
@@ -217,4 +231,5 @@ __all__ = [
     "format_for",
     "parse_text",
     "position",
+    "toml_error",
 ]

@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 import jsonschema
+from jsonschema.exceptions import best_match
 
 from . import models as m
 from .errors import Problem, describe_type, json_path, short
@@ -78,10 +79,11 @@ def _kind_branch(error: jsonschema.ValidationError) -> list[jsonschema.Validatio
 def schema_problems(
     errors: Iterable[jsonschema.ValidationError], name: str, doc: Any
 ) -> list[Problem]:
+    """One problem per error (several for unknown keys), at the position of its node."""
     problems: list[Problem] = []
     for error in errors:
         parts = list(error.absolute_path)
-        key = None
+        path = error.json_path
         hint = error.schema.get("x-hint", "") if isinstance(error.schema, dict) else ""
         v = error.validator
         if v == "oneOf":
@@ -95,13 +97,14 @@ def schema_problems(
             elif isinstance(error.instance, dict):
                 message = f"unknown option kind {short(kind)}"
                 parts = [*parts, "kind"]
+                path = json_path(parts)
             else:
                 message = f"expected a mapping, got {describe_type(error.instance)}"
             hint = "`kind:` is one of " + ", ".join(m.OPTION_KINDS)
         elif v == "anyOf":
             sub = [e for e in error.context or () if e.validator != "type"]
             if sub and all(e.validator != "anyOf" for e in sub):
-                problems.extend(schema_problems(sub[:1], name, doc))
+                problems.extend(schema_problems([best_match(sub)], name, doc))
                 continue
             kinds = [s.get("type") for s in error.validator_value if isinstance(s, dict)]
             names = " or ".join(_TYPE_NAMES.get(str(k), str(k)) for k in kinds)
@@ -159,18 +162,22 @@ def schema_problems(
             message = f"{short(error.instance)} is not allowed"
             hint = hint or "use one of: " + ", ".join(short(a) for a in allowed_values)
         elif v in ("minProperties", "maxProperties"):
-            message = "wrong number of keys" if not hint else error.message
-            if hint:
-                message = "give exactly one of the keys"
+            message = "give exactly one of the keys" if hint else "wrong number of keys"
         elif v in ("minItems", "minLength"):
             message = "must not be empty"
         else:
-            message = error.message
+            # No message of our own: jsonschema's best match among the error and
+            # the errors of its branches, with its own message and path.
+            best = best_match([error]) or error
+            message = best.message
+            parts, path = list(best.absolute_path), best.json_path
+            if best is not error and isinstance(best.schema, dict):
+                hint = hint or best.schema.get("x-hint", "")
         if not hint:
             hint = error.schema.get("description", "") if isinstance(error.schema, dict) else ""
             hint = hint.split("\n")[0]
-        line, col = position(doc, parts, key=key)
-        problems.append(Problem(name, json_path(parts), message, hint, line, col))
+        line, col = position(doc, parts)
+        problems.append(Problem(name, path, message, hint, line, col))
     return problems
 
 

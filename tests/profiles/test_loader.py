@@ -97,6 +97,64 @@ def test_toml_validation_errors_have_path_but_no_line() -> None:
     assert str(problem).startswith(f"{path}: $.profiles[0].options[0].max:")
 
 
+class _TomlErrorWithPosition(ValueError):
+    """What tomllib raises from Python 3.14 (and recent tomli): the position as attributes."""
+
+    msg = "Invalid value"
+    lineno = 3
+    colno = 7
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        pytest.param(
+            ValueError("Illegal character '\\n' (at line 2, column 16)"),
+            ("Illegal character '\\n'", 2, 16),
+            id="position-in-the-message",
+        ),
+        pytest.param(
+            _TomlErrorWithPosition("Invalid value (at line 3, column 7)"),
+            ("Invalid value", 3, 7),
+            id="position-as-attributes",
+        ),
+        pytest.param(ValueError("Unclosed array"), ("Unclosed array", None, None), id="none"),
+    ],
+)
+def test_toml_error_positions(error: ValueError, expected: tuple) -> None:
+    from firecrestspawner.profiles.parse import toml_error
+
+    assert toml_error(error) == expected
+
+
+def test_paths_are_written_as_jsonschema_writes_them() -> None:
+    # Our own checks and schema errors share jsonschema's json_path format,
+    # also for keys that are no identifiers (uenv image labels).
+    text = """
+systems: [{name: c}]
+profiles:
+  - id: p
+    display_name: P
+    system: c
+    options:
+      - id: env
+        kind: uenv
+        display_name: E
+        images:
+          prgenv-gnu/24.11:v1: {views: {default: {}}, default_view: nope}
+          x-y: {display_nam: typo}
+"""
+    with pytest.raises(ProfileError) as info:
+        load_profile_text(text, name="t.yaml")
+    paths = [p.path for p in info.value.problems]
+    assert paths == ["$.profiles[0].options[0].images['x-y'].display_nam"]
+    with pytest.raises(ProfileError) as info:
+        load_profile_text(text.replace("display_nam:", "display_name:"), name="t.yaml")
+    assert [p.path for p in info.value.problems] == [
+        "$.profiles[0].options[0].images['prgenv-gnu/24.11:v1'].default_view"
+    ]
+
+
 def test_profiles_are_frozen() -> None:
     profile = load_profile_file(HERE / "valid" / "minimal.yaml").profiles[0]
     with pytest.raises(AttributeError):

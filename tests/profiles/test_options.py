@@ -19,6 +19,7 @@ from firecrestspawner.profiles.options import (
     default_options,
     validate_options,
     visible_profiles,
+    when_text,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -490,3 +491,56 @@ def test_boolean_when_and_number_text(raw: dict[str, Any], ngpus: str, ratio: st
     vo = validate_options(ps, raw, user=ALICE)
     assert vo.req.get("ngpus", "") == ngpus
     assert vo.req["mem_ratio"] == ratio
+
+
+WHEN_NUMBER = """
+systems: [{name: c}]
+profiles:
+  - id: p
+    display_name: P
+    system: c
+    options:
+      - {id: ratio, kind: number, display_name: R, min: 0, max: 8, default: 2}
+      - {id: note, kind: text, display_name: N, when: {ratio: [4]}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("ratio", "active"),
+    [
+        pytest.param("4", True, id="typed-4"),
+        pytest.param(4.0, True, id="json-4.0"),
+        pytest.param("4.5", False, id="other"),
+        pytest.param(None, False, id="default-2"),
+    ],
+)
+def test_when_on_a_number_compares_as_the_form_shows_it(ratio: Any, active: bool) -> None:
+    # The validator and the form compare `when` values through one when_text():
+    # 4.0 is "4", as the form's number field and its data-fcs-when rule say.
+    from firecrestspawner.profiles import form, load_profile_text
+
+    profile = load_profile_text(WHEN_NUMBER, name="t.yaml").profiles[0]
+    raw = {"note": "x"} if ratio is None else {"ratio": ratio, "note": "x"}
+    vo = validate_options(ProfileSet((profile,)), raw, user=ALICE)
+    assert ("note" in vo.values) is active
+    view = form.build_view(profile, user=ALICE, values=vo.values, selected=True)
+    (note,) = [o for o in view.options if o.id == "note"]
+    assert note.when == [{"option": "ratio", "values": ["4"]}]
+    assert note.active is active
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        pytest.param(True, "true", id="true"),
+        pytest.param(False, "false", id="false"),
+        pytest.param(4.0, "4", id="integral-float"),
+        pytest.param(0.5, "0.5", id="float"),
+        pytest.param(3, "3", id="int"),
+        pytest.param(None, "", id="none"),
+        pytest.param(UenvValue("img/1:v1", "default"), "img/1:v1", id="uenv-image"),
+        pytest.param("normal", "normal", id="text"),
+    ],
+)
+def test_when_text(value: Any, text: str) -> None:
+    assert when_text(value) == text

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
+import types
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from ..states import (
 )
 from . import models as m
 from .errors import Problem, json_path, short
+from .html_pattern import pattern_problem
 from .options import when_text
 from .parse import block_line, position
 from .script import (
@@ -69,12 +71,20 @@ class _Checker:
         self.doc = doc
         self.base_dir = base_dir
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
         self.dependencies: list[Path] = []
 
-    def add(self, parts: list[Any], message: str, hint: str = "", key: str | None = None) -> None:
+    def _problem(self, parts: list[Any], message: str, hint: str, key: str | None) -> Problem:
         line, col = position(self.doc, parts, key=key)
         path = json_path([*parts, key] if key is not None else parts)
-        self.problems.append(Problem(self.name, path, message, hint, line, col))
+        return Problem(self.name, path, message, hint, line, col)
+
+    def add(self, parts: list[Any], message: str, hint: str = "", key: str | None = None) -> None:
+        self.problems.append(self._problem(parts, message, hint, key))
+
+    def warn(self, parts: list[Any], message: str, hint: str = "") -> None:
+        """Something that works, but not as well as it could: the file still loads."""
+        self.warnings.append(self._problem(parts, message, hint, None))
 
     def regex(self, parts: list[Any], pattern: str | None, groups: int = 0) -> None:
         if pattern is None:
@@ -267,7 +277,8 @@ def _check_option_defaults(
 
 def check_file(
     spec: m.ProfileFile, name: str, doc: Any, base_dir: Path | None
-) -> tuple[list[m.Profile], list[Problem], list[Path]]:
+) -> tuple[list[m.Profile], list[Problem], list[Path], list[Problem]]:
+    """Profiles, problems, files read (``template_file``) and warnings of one parsed file."""
     c = _Checker(name, doc, base_dir)
     systems: dict[str, m.System] = {}
     for i, sys_spec in enumerate(spec.systems):
@@ -323,6 +334,7 @@ def check_file(
         known_vars = set(BUILTIN_REQ_NAMES) | set(SPAWN_VARIABLES)
         known_vars |= set(spec.defaults) | set(p.req) | (set(system.req) if system else set())
         legacy = p.legacy_lists if p.legacy_lists is not None else spec.legacy_lists
+        html_patterns: dict[str, str] = {}
         for j, opt in enumerate(p.options):
             oparts = [*parts, "options", j]
             if opt.id in declared:
@@ -379,6 +391,10 @@ def check_file(
                 else:
                     _check_when_values(c, [*oparts, "when", target], declared[target], values)
             _check_option_defaults(c, oparts, opt, option_ids)
+            if isinstance(opt, m.TextOption):
+                pattern = _browser_pattern(c, [*oparts, "pattern"], opt.pattern)
+                if pattern:
+                    html_patterns[opt.id] = pattern
             declared.setdefault(opt.id, opt)
             known_vars.add(opt.req_name)
             if legacy:
@@ -444,9 +460,28 @@ def check_file(
                 legacy_lists=legacy,
                 source=name,
                 spec=p,
+                html_patterns=types.MappingProxyType(html_patterns),
             )
         )
-    return resolved, c.problems, c.dependencies
+    return resolved, c.problems, c.dependencies, c.warnings
+
+
+def _browser_pattern(c: _Checker, parts: list[Any], pattern: str) -> str:
+    """The pattern for the form's HTML ``pattern`` attribute, or "" with a warning."""
+    try:
+        re.compile(pattern)
+    except re.error:
+        return ""  # already an error
+    problem = pattern_problem(pattern)
+    if problem is None:
+        return pattern
+    reason, hint = problem
+    c.warn(
+        parts,
+        f"the form leaves this pattern out of the browser's check (the server still checks it): {reason}",
+        hint or "to keep the browser's check, write the pattern so the browser reads it alike",
+    )
+    return ""
 
 
 def _check_req_names(c: _Checker, parts: list[Any], req: Mapping[str, Any]) -> None:

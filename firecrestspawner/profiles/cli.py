@@ -70,15 +70,22 @@ def cmd_validate(args: argparse.Namespace, out: TextIO | None = None) -> int:
                 {"file": lf.source, "profiles": [p.id for p in lf.profiles]} for lf in loaded
             ],
             "errors": [p.as_dict() for e in errors for p in e.problems],
+            "warnings": [w.as_dict() for lf in loaded for w in lf.warnings],
         }
         out.write(json.dumps(report, indent=2) + "\n")
     else:
         for lf in loaded:
             out.write(f"ok: {lf.source} ({', '.join(p.id for p in lf.profiles)})\n")
+            for warning in lf.warnings:
+                out.write(f"warning: {warning}\n")
         for e in errors:
             out.write(f"{e}\n")
         count = sum(len(e.problems) for e in errors)
-        out.write(f"{len(loaded)} file(s) valid" + (f", {count} error(s)\n" if count else "\n"))
+        warned = sum(len(lf.warnings) for lf in loaded)
+        summary = f"{len(loaded)} file(s) valid"
+        summary += f", {count} error(s)" if count else ""
+        summary += f", {warned} warning(s)" if warned else ""
+        out.write(summary + "\n")
     return 1 if errors else 0
 
 
@@ -325,7 +332,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         "validate",
         help="check site profile files",
         description="Check profile files (or directories of them) against the schema and the "
-        "cross-field rules. Exit status 0 when all are valid, 1 otherwise.",
+        "cross-field rules. Exit status 0 when all are valid, 1 otherwise. Warnings (such as a "
+        "text pattern the browser cannot check) do not change the exit status.",
     )
     p.add_argument(
         "paths", nargs="*", metavar="PATH", help="files or directories (default: profiles/)"

@@ -285,7 +285,8 @@ def _option_views(
             OptionView(
                 kind="text",
                 value=when_text(value),
-                pattern=option.pattern,
+                # Only a pattern the browser reads as Python does (decided at load time).
+                pattern=profile.html_patterns.get(option.id, ""),
                 maxlength=option.max_length,
                 placeholder=option.placeholder,
                 **base,

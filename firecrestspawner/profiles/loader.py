@@ -63,6 +63,8 @@ class LoadedFile:
     spec: m.ProfileFile
     profiles: tuple[Profile, ...]
     dependencies: tuple[Path, ...] = ()
+    #: What works but not as well as it could (a pattern the browser cannot check).
+    warnings: tuple[Problem, ...] = ()
 
 
 def load_profile_text(
@@ -106,10 +108,10 @@ def load_profile_text(
                 for err in e.errors()
             )
         ) from None
-    profiles, problems, deps = check_file(spec, name, doc, base_dir)
+    profiles, problems, deps, warnings = check_file(spec, name, doc, base_dir)
     if problems:
         raise ProfileError(sort_problems(problems))
-    return LoadedFile(name, spec, tuple(profiles), tuple(deps))
+    return LoadedFile(name, spec, tuple(profiles), tuple(deps), tuple(sort_problems(warnings)))
 
 
 def load_profile_file(path: str | os.PathLike[str]) -> ProfileSet:

@@ -44,7 +44,8 @@ DURATION_PATTERN = (
 #: Names in ``groups``/``users`` allow-lists (no control characters, no spaces).
 PRINCIPAL_PATTERN = r"^[^\s\x00-\x1f\x7f]{1,256}$"
 #: The pattern a ``text`` option uses when it declares none: one safe shell word.
-DEFAULT_TEXT_PATTERN = r"[A-Za-z0-9._,:=@/+-]*"
+#: ``/`` and ``-`` are escaped so that browsers read it as Python does (see html_pattern.py).
+DEFAULT_TEXT_PATTERN = r"[A-Za-z0-9._,:=@\/+\-]*"
 
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
 Ident = Annotated[str, StringConstraints(pattern=IDENT_PATTERN)]
@@ -265,7 +266,7 @@ class TextOption(_OptionBase):
     kind: Literal["text"] = _desc("Free text.")
     pattern: Regex = Field(
         DEFAULT_TEXT_PATTERN,
-        description="Regex the whole value must match (`re.fullmatch`, also the HTML `pattern`). Default: one shell word of letters, digits and `._,:=@/+-`.",
+        description="Regex the whole value must match (`re.fullmatch`, checked by the server). The form also gives it to the browser (HTML `pattern`) when it means the same in the browser's regex dialect (JavaScript, `v` flag: escape `-`, `/`, `|`, brackets and braces inside `[...]`, no `\\d`/`\\w`/`\\s`); `firecrestspawner validate` warns when it does not. Default: one shell word of letters, digits and `._,:=@/+-`.",
     )
     max_length: int = Field(256, ge=1, le=4096, description="Longest allowed value, in characters.")
     required: bool = Field(False, description="Whether the value may be empty.")
@@ -453,7 +454,9 @@ class Profile:
 
     ``defaults`` are the file's ``defaults`` plus the system's ``req``;
     ``fixed`` the profile's own ``req``. Options are the frozen models of
-    this module.
+    this module. ``html_patterns`` maps the ``text`` options whose pattern the
+    browser reads as Python does to that pattern (the form's ``pattern``
+    attribute); the others get none.
     """
 
     id: str
@@ -475,6 +478,7 @@ class Profile:
     legacy_lists: bool
     source: str
     spec: ProfileSpec = field(repr=False, compare=False)
+    html_patterns: Mapping[str, str] = field(default_factory=dict)
 
     def option(self, option_id: str) -> Option | None:
         for option in self.options:

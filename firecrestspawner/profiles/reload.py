@@ -87,6 +87,8 @@ class ProfileDirectory:
                     self._entries[f] = _Entry(stamp, None, e)
                 else:
                     self.log.info("Loaded %d profile(s) from %s", len(loaded.profiles), f)
+                    for warning in loaded.warnings:
+                        self.log.warning("Profile file %s: %s", f, warning)
                     entry = _Entry((), loaded, None)
                     entry.stamp = self._file_stamp(f, entry)
                     self._entries[f] = entry

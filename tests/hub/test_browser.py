@@ -163,3 +163,68 @@ async def test_screenshot_of_the_form_from_the_shipped_profiles(
     finally:
         await context.close()
     assert target.stat().st_size > 10_000
+
+
+PATTERN_PROFILES = """\
+version: 1
+firecrest_url: http://firecrest.invalid
+systems:
+  - name: cluster
+    workdir: /tmp/fcs-test-workdir
+profiles:
+  - id: text
+    display_name: Text options
+    system: cluster
+    default: true
+    options:
+      - id: tag
+        display_name: Tag
+        kind: text
+        req: constraint
+        pattern: "[a-z0-9-]*"       # the browser cannot compile this (v flag)
+      - id: label
+        display_name: Label
+        kind: text
+        req: qos
+        pattern: '[a-z0-9\\-]*'       # the same, written so the browser reads it alike
+"""
+
+
+async def test_a_pattern_the_browser_cannot_compile_is_left_to_the_server(
+    app, use_spawner, make_user, hub_emulator, workdir, tmp_path, chromium
+):
+    directory = tmp_path / "patterns"
+    write_profiles(directory, hub_emulator, workdir, PATTERN_PROFILES)
+    use_spawner(directory)
+    user, cookies = await make_user("browser-pattern")
+    context, page = await browser_page(chromium, app, cookies)
+    try:
+        await page.goto(public_url(app) + "hub/spawn")
+        tag = page.locator("input[name='text.tag']")
+        label = page.locator("input[name='text.label']")
+        # Only the browser-safe pattern reaches the page.
+        assert await tag.get_attribute("pattern") is None
+        assert await label.get_attribute("pattern") == "[a-z0-9\\-]*"
+
+        # The browser checks the safe one itself: the form is not sent.
+        await label.fill("Bad Label")
+        assert await label.evaluate("e => e.validity.patternMismatch")
+        await page.locator("#spawn_form button[type=submit]").click()
+        await asyncio.sleep(0.5)
+        assert urlparse(page.url).path.endswith("/hub/spawn")
+        assert not user.spawner.active
+        await label.fill("ok-1")
+
+        # No browser check on the other: the form is sent, and the server refuses it.
+        await tag.fill("Not Valid!")
+        assert await tag.evaluate("e => e.validity.valid")
+        await page.locator("#spawn_form button[type=submit]").click()
+        error = page.locator(".spawn-error-msg")
+        await error.wait_for()
+        text = await error.text_content()
+        assert "tag" in text
+        assert "does not match the required pattern" in text
+    finally:
+        await context.close()
+    assert not user.spawner.active
+    assert [j for j in hub_emulator.admin.jobs() if j["user"] == user.name] == []

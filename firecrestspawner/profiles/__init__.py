@@ -1,8 +1,8 @@
 """Site profiles: the files that say what users may run, and everything derived from them.
 
-One module per concern; all but :mod:`.cli` and :mod:`.reload` are pure (no
-hub, no network, no threads or subprocesses; ``tests/profiles/test_layout.py``
-enforces it):
+One module per concern; all but :mod:`.cli`, :mod:`.reload` and this one are
+pure (no hub, no network, no threads or subprocesses;
+``tests/profiles/test_layout.py`` enforces it):
 
 - :mod:`.parse`: YAML 1.2 (ruamel) and TOML text -> data, positions, size limits
 - :mod:`.errors`: :class:`ProfileError` and its problems (``FILE:LINE:COL: $.path: message``, hint)
@@ -12,8 +12,10 @@ enforces it):
 - :mod:`.checks`: cross-field checks, resolution into frozen profiles
 - :mod:`.loader`: one file through the pipeline; several files merged
 - :mod:`.reload`: :class:`ProfileDirectory`, hot reload of a directory
+- :mod:`.choices`: allow-lists, and the names the cluster offers (``ClusterChoices``)
 - :mod:`.options`: the one validator of user options and ``req_*`` resolution
 - :mod:`.script`: sandboxed batch script rendering and its directive checks
+- :mod:`.html_pattern`: whether a pattern may also be the browser's check
 - :mod:`.form`: the spawn form (with ``templates/``)
 - :mod:`.cli`: ``firecrestspawner validate / render / schema``
 

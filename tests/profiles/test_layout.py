@@ -13,6 +13,7 @@ reason; a new module has to be put in one of the two.
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -149,3 +150,10 @@ def test_the_import_walker_sees_what_it_must() -> None:
     found = {module for _, module in imports("checks")}
     assert {"firecrestspawner.request", f"{PACKAGE}.models", f"{PACKAGE}.script"} <= found
     assert "firecrestspawner.naming" in {module for _, module in imports("cli")}  # in a function
+
+
+def test_architecture_doc_lists_every_module_and_says_pure_only_where_tested() -> None:
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| `profiles/(\w+)\.py`[^|]*\|[^|]*\| (yes|no)\b", doc, re.M))
+    assert set(rows) == set(MODULES), "docs/architecture.md: list every module of profiles/"
+    assert {name for name, pure in rows.items() if pure == "yes"} == set(PURE)

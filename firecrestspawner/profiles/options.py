@@ -59,8 +59,8 @@ from .errors import short
 from .models import Profile, ProfileSet, duration_seconds, format_duration
 from .script import (
     BUILTIN_REQ_NAMES,
-    FORBIDDEN_CHARS_RE,
     ScriptRejected,
+    forbidden_char,
     render_batch_script,
 )
 
@@ -260,13 +260,9 @@ def default_options(profile: Profile) -> dict[str, Any]:
 def _check_string(field_name: str, value: str) -> str:
     if len(value) > MAX_VALUE_LENGTH:
         raise OptionError(field_name, f"value is longer than {MAX_VALUE_LENGTH} characters")
-    bad = FORBIDDEN_CHARS_RE.search(value)
-    if bad:
-        raise OptionError(
-            field_name,
-            f"contains the control character U+{ord(bad.group()):04X}; "
-            "newlines, tabs, NUL and line separators are not allowed",
-        )
+    reason = forbidden_char(value)
+    if reason:
+        raise OptionError(field_name, reason)
     return value
 
 

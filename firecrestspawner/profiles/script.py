@@ -227,6 +227,17 @@ def format_template(template: str, **kwargs: Any) -> str:
     return _render(template, kwargs, "<template>")
 
 
+def forbidden_char(value: str) -> str | None:
+    """Why ``value`` may go into no batch script (a control or line-separator character), or None."""
+    found = FORBIDDEN_CHARS_RE.search(value)
+    if found is None:
+        return None
+    return (
+        f"contains the control character U+{ord(found.group()):04X}; "
+        "newlines, carriage returns, NUL, tabs and line separators are not allowed"
+    )
+
+
 def check_value(field: str, value: object) -> None:
     """Refuse a value that holds a control or line-separator character."""
     if isinstance(value, (list, tuple)):
@@ -237,13 +248,9 @@ def check_value(field: str, value: object) -> None:
         return
     if not isinstance(value, str):
         raise ScriptRejected(field, f"unsupported value type {type(value).__name__}")
-    m = FORBIDDEN_CHARS_RE.search(value)
-    if m:
-        raise ScriptRejected(
-            field,
-            f"contains the control character U+{ord(m.group()):04X}; "
-            "newlines, carriage returns, NUL, tabs and line separators are not allowed",
-        )
+    reason = forbidden_char(value)
+    if reason:
+        raise ScriptRejected(field, reason)
 
 
 def _placeholder(value: Any, counter: list[int]) -> Any:
@@ -362,6 +369,7 @@ __all__ = [
     "builtin_template",
     "check_value",
     "directive_lines",
+    "forbidden_char",
     "format_template",
     "is_jinja",
     "log_path",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import hostlist
@@ -227,6 +228,17 @@ def reason_of(job: Mapping[str, Any] | None) -> str:
     return "" if reason in ("None", "(null)") else reason
 
 
+@dataclass(frozen=True)
+class StateRegexes:
+    """The documented regex traits, as used on ``job_status`` (classic or a profile's)."""
+
+    pending: str = DEFAULT_PENDING_RE
+    running: str = DEFAULT_RUNNING_RE
+    unknown: str = DEFAULT_UNKNOWN_RE
+    exechost: str = DEFAULT_EXECHOST_RE
+    exechost_exp: str = ""
+
+
 __all__ = [
     "DEFAULT_EXECHOST_RE",
     "DEFAULT_PENDING_RE",
@@ -234,6 +246,7 @@ __all__ = [
     "DEFAULT_UNKNOWN_RE",
     "JobStatus",
     "Phase",
+    "StateRegexes",
     "classify",
     "exit_status",
     "expand_nodes",

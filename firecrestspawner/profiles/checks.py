@@ -22,12 +22,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..request import StateRegexes
 from ..states import (
     DEFAULT_EXECHOST_RE,
     DEFAULT_PENDING_RE,
     DEFAULT_RUNNING_RE,
     DEFAULT_UNKNOWN_RE,
+    StateRegexes,
 )
 from . import models as m
 from .errors import Problem, json_path, short

@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from ..request import StateRegexes
+from ..states import StateRegexes
 from .errors import ProfileError
 
 SCHEMA_ID = "https://github.com/eth-cscs/firecrestspawner/schemas/profile.schema.json"

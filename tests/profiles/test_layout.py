@@ -148,7 +148,7 @@ def test_module_size(name: str) -> None:
 def test_the_import_walker_sees_what_it_must() -> None:
     # The walker itself: relative, nested and dynamic imports are all seen.
     found = {module for _, module in imports("checks")}
-    assert {"firecrestspawner.request", f"{PACKAGE}.models", f"{PACKAGE}.script"} <= found
+    assert {"firecrestspawner.states", f"{PACKAGE}.models", f"{PACKAGE}.script"} <= found
     assert "firecrestspawner.naming" in {module for _, module in imports("cli")}  # in a function
 
 

@@ -55,7 +55,7 @@ async def _report_ports(spawners: list, stop: asyncio.Event) -> None:
     while pending and not stop.is_set():
         still = []
         for i, s in pending:
-            waiter = s._port_waiter
+            waiter = s.port_waiter
             if s._phase == "waiting" and waiter is not None and waiter.open:
                 waiter.report(20000 + i)
             elif s._phase not in ("ready", "failed"):

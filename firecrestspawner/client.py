@@ -671,7 +671,7 @@ class FirecrestClient:
         the upload, it is removed again.
         """
         with self._system_checked(system):
-            if not await self._exists(system, directory):
+            if not await self.file_exists(system, directory):
                 await self.read(
                     "mkdir", lambda: self.raw.mkdir(system, directory, create_parents=True)
                 )
@@ -714,7 +714,8 @@ class FirecrestClient:
             raise
         return True
 
-    async def _exists(self, system: str, path: str) -> bool:
+    async def file_exists(self, system: str, path: str) -> bool:
+        """Whether ``path`` exists on ``system`` (a stat; 404 means no)."""
         try:
             with self._system_checked(system):
                 await self.read("stat", lambda: self.raw.stat(system, path))

@@ -10,12 +10,14 @@ token lives in the user's job environment: a mass-assignment hole (``cmd``,
 * authenticates with the ``Authorization: token ...`` header only;
 * finds the one spawner of the token's user whose ``api_token`` equals the
   caller's token (constant-time comparison) and which is starting and waiting
-  for a port (``spawner._port_waiter``, a :class:`PortWaiter`);
+  for a port (``spawner.port_waiter``, a :class:`PortWaiter`);
 * accepts exactly ``{"port": <int in 1..65535>}``, once per spawn;
 * touches no spawner attribute: it hands the port to the waiter, and
   ``start()`` decides what to do with it.
 
-Anything else is answered 400, 403 or 409 and changes nothing.
+Anything else is answered 400, 403 or 409 and changes nothing. A report of
+port 0, which only the existing project's wrapper sends, ends the spawn at once
+with a message that says what to upgrade.
 """
 
 from __future__ import annotations
@@ -35,10 +37,23 @@ PORT_MIN = 1
 PORT_MAX = 65535
 
 
+#: What a job running the existing project's wrapper shows: it takes the port
+#: from ``JUPYTERHUB_SERVICE_URL`` (0 with this hub) and cannot read the token file.
+LEGACY_WRAPPER_HINT = (
+    "The job runs an older firecrestspawner-singleuser (from the existing "
+    "firecrestspawner) that {problem}. Upgrade firecrestspawner in the job's "
+    "environment, or {setting}."
+)
+
+
+class PortReportError(Exception):
+    """A report arrived that shows the spawn cannot succeed; the message says why."""
+
+
 class PortWaiter:
     """One spawn's rendezvous between ``start()`` and the port handler.
 
-    Created by the spawner in ``start()`` (``self._port_waiter = PortWaiter()``);
+    Created by the spawner in ``start()`` (``self.port_waiter = PortWaiter()``, public: the handler reads it);
     ``port = await waiter.wait(timeout)`` returns the reported port or raises
     ``TimeoutError``; ``waiter.close()`` in a ``finally``. Accepts one report.
     """
@@ -76,6 +91,16 @@ class PortWaiter:
             raise RuntimeError("PortWaiter is closed")
         return await asyncio.wait_for(asyncio.shield(self._get_future()), timeout)
 
+    def fail(self, message: str) -> bool:
+        """End the wait with :class:`PortReportError` (a report that cannot work)."""
+        if not self.open:
+            return False
+        future = self._get_future()
+        if not future.done():
+            future.set_exception(PortReportError(message))
+        self._closed = True
+        return True
+
     def close(self) -> None:
         """No more reports accepted (call when start() ends, however it ends)."""
         self._closed = True
@@ -96,9 +121,20 @@ def parse_port_report(body: bytes) -> int:
     port = data["port"]
     if not isinstance(port, int) or isinstance(port, bool):
         raise web.HTTPError(400, "port must be an integer")
+    if port == 0:
+        raise LegacyPortReport()
     if not PORT_MIN <= port <= PORT_MAX:
         raise web.HTTPError(400, f"port must be between {PORT_MIN} and {PORT_MAX}")
     return port
+
+
+class LegacyPortReport(web.HTTPError):
+    """``{"port": 0}``: the existing project's wrapper, started by a hub that left the port to the job."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            400, "port 0: an older firecrestspawner-singleuser reported the hub's port"
+        )
 
 
 def _same_token(a: str, b: str) -> bool:
@@ -124,17 +160,41 @@ class FirecRESTSpawnerAPIHandler(APIHandler):
     async def post(self) -> None:
         token = self.get_auth_token()
         if not token or not getattr(self, "_token_authenticated", False):
+            # The existing project's wrapper sends an empty token when the hub
+            # delivers it in a file: say so in the hub's log (the job cannot
+            # be told which spawn it is; the spawner notices the unread file).
+            self.log.warning(
+                "A port report without an API token from %s: %s",
+                self.request.remote_ip,
+                LEGACY_WRAPPER_HINT.format(
+                    problem="cannot read the API token file",
+                    setting="set c.FirecRESTSpawnerBase.api_token_delivery = 'env'",
+                ),
+            )
             raise web.HTTPError(403, "A server API token in the Authorization header is required")
         if self.current_user is None:
             raise web.HTTPError(403)
-        port = parse_port_report(self.request.body)
+        try:
+            port: int | None = parse_port_report(self.request.body)
+        except LegacyPortReport:
+            port = None
         spawner = self._find_spawner(token)
         if spawner is None:
             raise web.HTTPError(403, "This token does not belong to a server")
-        waiter = getattr(spawner, "_port_waiter", None)
-        starting = getattr(spawner, "_start_pending", False) or spawner.pending == "spawn"
-        if not isinstance(waiter, PortWaiter) or not starting or not waiter.report(port):
+        # start() opens the waiter and closes it however it ends: an open
+        # waiter is the proof that this server is starting and waits.
+        waiter = getattr(spawner, "port_waiter", None)
+        if not isinstance(waiter, PortWaiter) or not waiter.open:
             raise web.HTTPError(409, "This server is not waiting for a port")
+        if port is None:
+            message = LEGACY_WRAPPER_HINT.format(
+                problem="takes its port from the hub (port 0 here)",
+                setting="set c.Spawner.port to the fixed port the old hub used",
+            )
+            waiter.fail(message)
+            self.log.warning("Server %s: %s", spawner._log_name, message)
+            raise web.HTTPError(400, message)
+        waiter.report(port)
         self.log.info("Server %s reported port %d", spawner._log_name, port)
         self.set_status(200)
         self.write({"port": port})
@@ -155,7 +215,9 @@ def register_api_handler() -> None:
 
 __all__ = [
     "API_PATH",
+    "LEGACY_WRAPPER_HINT",
     "FirecRESTSpawnerAPIHandler",
+    "PortReportError",
     "PortWaiter",
     "parse_port_report",
     "register_api_handler",

@@ -386,7 +386,6 @@ class ProfileModeMixin(Configurable):
             "open the spawn form and choose again.",
         )
         p = vo.profile
-        self._profile_user_set = frozenset(vo.untrusted_variables() | set(vo.sources))
         # Keep only what was validated (REST bodies are stored as sent, _xsrf
         # and inactive values included): the saved options become canonical.
         canonical = vo.user_options()
@@ -409,15 +408,9 @@ class ProfileModeMixin(Configurable):
             regexes=p.states,
             profile=p.id,
             scheduler=p.scheduler,
+            # Never trusted, even when a profile maps an option onto ``options``.
+            user_set=frozenset(vo.untrusted_variables() | set(vo.sources)),
         )
-
-    def profile_user_variables(self) -> frozenset[str]:
-        """Template variables the last resolved profile request took from the user's choices.
-
-        Never trust these when rendering the batch script (check their values),
-        even when a profile maps an option onto a name such as ``options``.
-        """
-        return getattr(self, "_profile_user_set", frozenset())
 
     def load_state(self, state: dict) -> None:
         """Restore the state regexes of the profile a running job was started with."""

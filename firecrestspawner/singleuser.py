@@ -8,9 +8,11 @@ Used as ``c.Spawner.cmd = ["firecrestspawner-singleuser", "jupyterhub-singleuser
 2. reads the API token from ``$FIRECRESTSPAWNER_TOKEN_FILE`` when the spawner
    delivered it as a 0600 file instead of an environment variable, and deletes
    the file;
-3. picks a free port on the node, so two servers on one node never collide,
-   and rewrites ``JUPYTERHUB_SERVICE_URL`` with it (host ``0.0.0.0`` unless
-   ``$FIRECRESTSPAWNER_BIND_HOST`` says otherwise);
+3. uses the port of ``JUPYTERHUB_SERVICE_URL`` when the hub set one
+   (``c.Spawner.port``, or the fixed port of the existing project's hub during
+   a roll-out), else picks a free port on the node, so two servers on one node
+   never collide, and rewrites ``JUPYTERHUB_SERVICE_URL`` with it (host
+   ``0.0.0.0`` unless ``$FIRECRESTSPAWNER_BIND_HOST`` says otherwise);
 4. reports ``{"port": N}`` to ``$JUPYTERHUB_API_URL/firecrestspawner`` with the
    server's token (timeout, bounded retries with backoff and jitter, a deadline);
 5. ``exec``s ``CMD`` with that environment. The token travels in the
@@ -82,6 +84,16 @@ def read_token_file(path: str) -> str:
         raise SetupError(f"token file {path} is empty")
     register_secret(token)
     return token
+
+
+def configured_port(url: str | None) -> int:
+    """The port the hub put in ``JUPYTERHUB_SERVICE_URL``; 0 when it left it to the job."""
+    if not url:
+        return 0
+    try:
+        return int(urlsplit(url).port or 0)
+    except ValueError:
+        return 0
 
 
 def free_port(host: str = "") -> int:
@@ -219,7 +231,9 @@ def prepare(argv: Sequence[str], environ: dict[str, str]) -> tuple[list[str], di
         raise SetupError("JUPYTERHUB_API_URL is not set")
 
     host = env.get(BIND_HOST_VAR) or "0.0.0.0"  # noqa: S104 - the proxy reaches the node
-    port = free_port("" if host == "0.0.0.0" else host)  # noqa: S104
+    port = configured_port(env.get("JUPYTERHUB_SERVICE_URL")) or free_port(
+        "" if host == "0.0.0.0" else host  # noqa: S104
+    )
     env["JUPYTERHUB_SERVICE_URL"] = service_url(
         env.get("JUPYTERHUB_SERVICE_URL"), host, port, env.get("JUPYTERHUB_SERVICE_PREFIX", "/")
     )

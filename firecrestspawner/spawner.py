@@ -20,7 +20,6 @@ import contextlib
 import html
 import inspect
 import os
-import shlex
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -42,7 +41,7 @@ from .auth import (
     user_auth,
 )
 from .errors import spawn_error
-from .handlers import PortWaiter, register_api_handler
+from .handlers import LEGACY_WRAPPER_HINT, PortReportError, PortWaiter, register_api_handler
 from .jobenv import job_environment
 from .profile_mode import ProfileModeMixin
 from .profiles.script import (
@@ -55,7 +54,16 @@ from .profiles.script import (
     render_batch_script,
 )
 from .redact import redact, register_secret
-from .request import SpawnRequest, StateRegexes
+from .request import (
+    ClassicOptionError,
+    FormValue,
+    SpawnRequest,
+    StateRegexes,
+    classic_user_variables,
+    ensure_job_name,
+    format_command,
+    runs_wrapper,
+)
 from .states import JobStatus
 
 #: Name of the environment variable that points the job wrapper at the token file.
@@ -327,6 +335,18 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         """,
     ).tag(config=True)
 
+    token_file_check_delay = Float(
+        30.0,
+        help="""Seconds a job may wait for its port before the hub checks that it read its token file.
+
+        With ``api_token_delivery = "file"``, ``firecrestspawner-singleuser``
+        reads and deletes the file at once. A file still there means the job
+        runs another wrapper (the existing project's cannot read it): the
+        spawn then fails with a message saying what to upgrade, instead of
+        waiting for ``start_timeout``.
+        """,
+    ).tag(config=True)
+
     stop_timeout = Float(
         60.0,
         help="""Longest wait (seconds) for a cancelled job to leave the queue in ``stop()``.""",
@@ -393,9 +413,10 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         config=True
     )
     req_memory = Unicode("", help="""Memory to request from resource manager""").tag(config=True)
-    req_nprocs = Unicode("", help="""Number of processors to request from resource manager""").tag(
-        config=True
-    )
+    req_nprocs = Unicode(
+        "",
+        help="""Number of processors to request from resource manager (``--cpus-per-task`` in the built-in template, as in the existing firecrestspawner)""",
+    ).tag(config=True)
     req_nnodes = Unicode("", help="""Number of nodes to request from resource manager""").tag(
         config=True
     )
@@ -461,7 +482,7 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         self._unknown_warned_at = 0.0
         self._regexes = StateRegexes()
         self._phase = ""
-        self._port_waiter: PortWaiter | None = None
+        self.port_waiter: PortWaiter | None = None
         self._progress_log: list[dict[str, Any]] = []
         self._progress_changed: asyncio.Event | None = None
         self._pending_submit: tuple[SpawnRequest, str, dict[str, str]] | None = None
@@ -471,6 +492,34 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         self._orphans: list[dict[str, str]] = []
         #: The current job is positively gone (terminal state or not found).
         self._ended = False
+
+    # ------------------------------------------------------------ compatibility
+
+    @property
+    def job(self) -> dict[str, Any]:
+        """The job as FirecREST last reported it, for site hooks.
+
+        The existing firecrestspawner kept its submit answer here; hooks such
+        as a ``custom_state_gethost`` read ``job["jobId"]`` and
+        ``job["job_file_out"]`` (the job's output file, a FirecREST v1 name).
+        """
+        job = dict(self._job or {})
+        if self.job_id:
+            job.setdefault("jobId", self.job_id)
+        if self._log_path:
+            job.setdefault("job_file_out", self._log_path)
+        return job
+
+    @property
+    def host(self) -> str:
+        """The FirecREST system of the job (``req_host`` or the profile's), for site hooks."""
+        return self._current_system()
+
+    @default("apply_user_options")
+    def _default_apply_user_options(self) -> Any:
+        # Tells JupyterHub that user_options are handled (no "unhandled" warning)
+        # and refuses bad classic-mode options before the spawn starts.
+        return _check_user_options
 
     # ------------------------------------------------------------ state
 
@@ -555,8 +604,14 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         }
 
     def cmd_formatted_for_batch(self) -> str:
-        """The command which is substituted inside of the batch script."""
-        return " ".join(shlex.quote(part) for part in [*self.cmd, *self.get_args()])
+        """The command which is substituted inside of the batch script.
+
+        A ``cmd`` configured as one string (``c.Spawner.cmd = 'a b'``, which
+        JupyterHub keeps as ``['a b']``) is shell text, inserted as it is and
+        split by the script's shell, as the existing firecrestspawner did.
+        List items and ``args`` are quoted one word each.
+        """
+        return format_command(list(self.cmd or []), list(self.get_args()))
 
     def _job_workdir(self) -> str:
         if "{username}" in self.workdir:
@@ -564,9 +619,21 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         return f"{self.workdir.rstrip('/')}/{self.user.name}"
 
     async def _classic_request(self) -> SpawnRequest:
-        """Classic mode: everything from traits, nothing from ``user_options``."""
-        subvars = self.get_req_subvars()
+        """Classic mode: the ``req_*`` traits, then ``user_options`` on top.
+
+        As in the existing firecrestspawner, each user option becomes the
+        template variable of its name (form values answer ``[0]``); unlike
+        it, names are checked and every user value is untrusted.
+        """
+        subvars: dict[str, Any] = {
+            k: FormValue(v) if isinstance(v, str) else v for k, v in self.get_req_subvars().items()
+        }
         subvars["cmd"] = self.cmd_formatted_for_batch()
+        try:
+            chosen = classic_user_variables(self.user_options)
+        except ClassicOptionError as e:
+            raise self._option_error(e.field, e.message) from None
+        subvars.update(chosen)
         return SpawnRequest(
             system=self.req_host,
             firecrest_url=self.firecrest_url,
@@ -574,6 +641,15 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
             variables=subvars,
             workdir=self._job_workdir(),
             regexes=self._state_regexes(),
+            user_set=frozenset(chosen),
+        )
+
+    def _option_error(self, field: str, message: str) -> errors.HTTPError:
+        return spawn_error(
+            f"Invalid option {field!r}: {message}.",
+            reason="invalid-options",
+            log_message=f"Refused options of {self.user.name}: {field}: {message}",
+            status_code=400,
         )
 
     def _state_regexes(self) -> StateRegexes:
@@ -801,16 +877,15 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
                 "the job runs Spawner.cmd (start it with %s)",
                 _WRAPPER,
             )
-        cmd = self.cmd if isinstance(self.cmd, list) else shlex.split(str(self.cmd))
-        if self.api_token_delivery == "file" and (  # noqa: S105 - an option value
-            not cmd or os.path.basename(str(cmd[0])) != _WRAPPER
+        if self.api_token_delivery == "file" and not runs_wrapper(  # noqa: S105 - an option value
+            list(self.cmd or []), _WRAPPER
         ):
             raise spawn_error(
                 "The server cannot start: the site configuration is inconsistent "
-                "(api_token_delivery='file' needs Spawner.cmd to start with "
+                "(api_token_delivery='file' needs Spawner.cmd to run "
                 f"{_WRAPPER}). Please contact the administrators.",
                 reason="configuration",
-                log_message=f"api_token_delivery='file' requires Spawner.cmd[0] == {_WRAPPER!r}",
+                log_message=f"api_token_delivery='file' requires {_WRAPPER!r} in Spawner.cmd",
                 status_code=500,
             )
 
@@ -843,23 +918,6 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
             variables["account"] = await self._default_account(request.system)
         return variables
 
-    def _trusted_variables(self, request: SpawnRequest) -> set[str]:
-        """Variables set only by the administrator (exempt from value checks).
-
-        Classic mode: the ``req_*`` traits and ``cmd``, except the ones derived
-        from the user (``username``, ``homedir``) and the cluster (``account``
-        when it came from userinfo).
-        """
-        if request.profile:
-            admin = {"cmd", "prologue", "epilogue", "options", "srun"} & set(request.variables)
-            return admin - set(self.profile_user_variables())
-        trusted = {name[4:] for name in self.trait_names() if name.startswith("req_")}
-        trusted |= {"cmd"}
-        trusted -= {"username", "homedir"}
-        if not self.req_account:
-            trusted.discard("account")
-        return trusted
-
     async def _default_account(self, system: str) -> str:
         """The user's default Slurm account on ``system``, or "" to let Slurm choose.
 
@@ -883,12 +941,23 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         return ""
 
     def _render(self, request: SpawnRequest, variables: dict[str, Any]) -> str:
+        script = self._render_checked(request, variables)
+        script, renamed = ensure_job_name(script, self._job_name, request.scheduler)
+        if renamed:
+            self.log.info(
+                "The batch script names its job itself; %s is added as the last --job-name "
+                "(the hub finds its jobs by this name)",
+                self._job_name,
+            )
+        return script
+
+    def _render_checked(self, request: SpawnRequest, variables: dict[str, Any]) -> str:
         try:
             return render_batch_script(
                 request.template,
                 variables,
                 name=f"profile {request.profile}" if request.profile else "batch_script",
-                trusted=self._trusted_variables(request),
+                trusted=request.trusted(variables),
             )
         except ScriptRejected as e:
             raise spawn_error(
@@ -932,7 +1001,7 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
             self._job_name = naming.job_name(
                 self.hub_id, self.user.name, self.name or "", self._spawn_id
             )
-            self._port_waiter = PortWaiter()
+            self.port_waiter = PortWaiter()
             self._set_phase("submitting")
             variables = await self._template_variables(request)
             script = self._render(request, variables)
@@ -974,9 +1043,9 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
             raise
         finally:
             self._pending_submit = None
-            if self._port_waiter is not None:
-                self._port_waiter.close()
-                self._port_waiter = None
+            if self.port_waiter is not None:
+                self.port_waiter.close()
+                self.port_waiter = None
 
     def _system_error(self, error: fc.SystemNotFound) -> errors.HTTPError:
         """The user's message for a system FirecREST does not know (site configuration)."""
@@ -1163,6 +1232,15 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
             if status is JobStatus.UNKNOWN:
                 self.log.debug("Job %s status unknown: %s", self.job_id, self._last_error)
             remaining = deadline - loop.time()
+            if remaining <= 0:
+                # Our own deadline, whatever the job record says (even one we
+                # cannot classify): the caller cancels the job.
+                raise spawn_error(
+                    f"Job {self.job_id} did not start within {self.start_timeout:.0f} s "
+                    f"(last state: {self.job_status or self._last_error or 'unknown'}).",
+                    reason="start-timeout",
+                    status_code=500,
+                )
             await asyncio.sleep(max(0.0, min(interval, remaining)))
             interval = min(interval * 1.5, max(self.startup_poll_max_interval, interval))
 
@@ -1186,14 +1264,24 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
     async def _wait_for_port(self, deadline: float) -> int:
         """Wait for the port the job reports, checking the job between waits."""
         loop = asyncio.get_running_loop()
-        assert self._port_waiter is not None  # noqa: S101 - set by start()
+        assert self.port_waiter is not None  # noqa: S101 - set by start()
         interval = max(1.0, self.startup_poll_interval)
+        check_file_at = loop.time() + self.token_file_check_delay
         while True:
             remaining = deadline - loop.time()
             try:
-                return int(await self._port_waiter.wait(max(0.01, min(interval, remaining))))
+                return int(await self.port_waiter.wait(max(0.01, min(interval, remaining))))
             except (asyncio.TimeoutError, TimeoutError):
                 pass
+            except PortReportError as e:
+                raise spawn_error(
+                    f"Job {self.job_id} cannot serve the notebook: {e}",
+                    reason="legacy-wrapper",
+                    status_code=500,
+                ) from None
+            if self._token_file and loop.time() >= check_file_at:
+                check_file_at = deadline  # once per spawn
+                await self._check_token_file_read()
             if loop.time() >= deadline:
                 raise spawn_error(
                     f"Job {self.job_id} runs on {self._host}, but the server did not report "
@@ -1205,6 +1293,32 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
             if status is JobStatus.NOTFOUND:
                 await self._raise_job_ended("before the server reported its port")
             interval = min(interval * 1.5, max(self.startup_poll_max_interval, 1.0))
+
+    async def _check_token_file_read(self) -> None:
+        """Fail the spawn when the running job never read its token file.
+
+        ``firecrestspawner-singleuser`` deletes the file before anything else;
+        still there after ``token_file_check_delay`` seconds of a running job
+        means the job runs something else, most likely the existing project's
+        wrapper, which reads only ``$JUPYTERHUB_API_TOKEN``.
+        """
+        try:
+            client = await self._user_client()
+            present = await client.file_exists(self._current_system(), self._token_file)
+        except Exception as e:  # noqa: BLE001 - a courtesy check; the port wait goes on
+            self.log.debug("Could not check the token file of %s: %s", self._job_name, e)
+            return
+        if present:
+            raise spawn_error(
+                f"Job {self.job_id} runs but never read its API token file: "
+                + LEGACY_WRAPPER_HINT.format(
+                    problem="cannot read the API token file",
+                    setting="set c.FirecRESTSpawnerBase.api_token_delivery = 'env'",
+                )
+                + f" (Spawner.cmd must run {_WRAPPER} of this version.)",
+                reason="legacy-wrapper",
+                status_code=500,
+            )
 
     async def _settle_final_state(self) -> None:
         """Read the job once or twice more while it is still COMPLETING.
@@ -1541,6 +1655,20 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
                 return
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._progress_changed.wait(), 1.0)
+
+
+def _check_user_options(spawner: FirecRESTSpawnerBase, user_options: dict[str, Any]) -> None:
+    """JupyterHub's ``apply_user_options`` hook: a quick check, nothing applied.
+
+    Profile mode validates in ``options_from_form`` and again in ``start()``;
+    classic mode checks names and values here, and again in ``start()``.
+    """
+    if spawner.profiles_dir:
+        return
+    try:
+        classic_user_variables(user_options)
+    except ClassicOptionError as e:
+        raise spawner._option_error(e.field, e.message) from None
 
 
 class FirecRESTSpawnerRegexStates(FirecRESTSpawnerBase):

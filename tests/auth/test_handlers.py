@@ -16,6 +16,7 @@ from tornado.netutil import bind_sockets
 
 from firecrestspawner.handlers import (
     FirecRESTSpawnerAPIHandler,
+    PortReportError,
     PortWaiter,
     parse_port_report,
     register_api_handler,
@@ -31,11 +32,11 @@ class PortSpawner(Spawner):
     _running = False
 
     async def start(self):
-        self._port_waiter = PortWaiter()
+        self.port_waiter = PortWaiter()
         try:
-            port = await self._port_waiter.wait(30)
+            port = await self.port_waiter.wait(30)
         finally:
-            self._port_waiter.close()
+            self.port_waiter.close()
         self._running = True
         return ("127.0.0.1", port)
 
@@ -72,7 +73,7 @@ async def start_waiting(user):
     task = asyncio.ensure_future(user.spawn())
     spawner = user.spawners[""]
     for _ in range(200):
-        waiter = getattr(spawner, "_port_waiter", None)
+        waiter = getattr(spawner, "port_waiter", None)
         if waiter is not None and waiter.open:
             return spawner, task
         if task.done():
@@ -101,7 +102,7 @@ async def waiting(app, user, port_spawner, target_port):
     """A server of `user` waiting for its port; completed on teardown."""
     spawner, task = await start_waiting(user)
     yield spawner
-    if spawner._port_waiter.open:
+    if spawner.port_waiter.open:
         r = await report(app, spawner.api_token, {"port": target_port})
         assert r.status_code == 200
     await asyncio.wait_for(task, 30)
@@ -112,12 +113,12 @@ async def test_accepts_valid_port_exactly_once(app, user, waiting, target_port):
     r = await report(app, spawner.api_token, {"port": target_port})
     assert r.status_code == 200
     assert r.json() == {"port": target_port}
-    assert spawner._port_waiter.port == target_port
-    assert not spawner._port_waiter.open
+    assert spawner.port_waiter.port == target_port
+    assert not spawner.port_waiter.open
     # one use per spawn
     r = await report(app, spawner.api_token, {"port": target_port + 1})
     assert r.status_code == 409
-    assert spawner._port_waiter.port == target_port
+    assert spawner.port_waiter.port == target_port
 
 
 async def test_spawn_completes_on_reported_port(app, user, port_spawner, target_port):
@@ -146,7 +147,6 @@ async def test_spawn_completes_on_reported_port(app, user, port_spawner, target_
         pytest.param({"port": "8888"}, id="string"),
         pytest.param({"port": 8888.0}, id="float"),
         pytest.param({"port": None}, id="null"),
-        pytest.param({"port": 0}, id="zero"),
         pytest.param({"port": 65536}, id="too-high"),
         pytest.param({"port": -1}, id="negative"),
     ],
@@ -157,7 +157,21 @@ async def test_refuses_anything_but_a_port(app, waiting, body):
     r = await report(app, spawner.api_token, body)
     assert r.status_code == 400
     assert snapshot(spawner) == before
-    assert spawner._port_waiter.open
+    assert spawner.port_waiter.open
+
+
+async def test_port_zero_from_an_old_wrapper_fails_the_spawn_saying_what_to_do(
+    app, user, port_spawner
+):
+    """The existing project's wrapper reports the hub's port: 0 with this hub."""
+    spawner, task = await start_waiting(user)
+    r = await report(app, spawner.api_token, {"port": 0})
+    assert r.status_code == 400
+    assert "older firecrestspawner-singleuser" in r.text
+    assert spawner.port_waiter.port is None
+    assert not spawner.port_waiter.open  # nothing else is accepted for this spawn
+    with pytest.raises(PortReportError, match=r"c\.Spawner\.port"):
+        await asyncio.wait_for(task, 30)
 
 
 @pytest.mark.parametrize(
@@ -172,19 +186,19 @@ async def test_refuses_anything_but_a_port(app, waiting, body):
 async def test_refuses_malformed_bodies(app, waiting, raw):
     r = await report(app, waiting.api_token, raw, raw=True)
     assert r.status_code == 400
-    assert waiting._port_waiter.open
+    assert waiting.port_waiter.open
 
 
 async def test_refuses_unknown_token(app, waiting):
     r = await report(app, "0" * 32, {"port": 8888})
     assert r.status_code == 403
-    assert waiting._port_waiter.open
+    assert waiting.port_waiter.open
 
 
 async def test_refuses_without_token(app, waiting):
     r = await report(app, None, {"port": 8888})
     assert r.status_code == 403
-    assert waiting._port_waiter.open
+    assert waiting.port_waiter.open
 
 
 async def test_refuses_users_own_non_server_token(app, user, waiting):
@@ -192,7 +206,7 @@ async def test_refuses_users_own_non_server_token(app, user, waiting):
     own_token = user.new_api_token(note="personal", scopes=["self"])
     r = await report(app, own_token, {"port": 8888})
     assert r.status_code == 403
-    assert waiting._port_waiter.open
+    assert waiting.port_waiter.open
 
 
 async def test_refuses_when_not_starting(app, user, port_spawner):
@@ -213,9 +227,9 @@ async def test_other_users_server_token_cannot_touch_this_server(
     r = await report(app, other_spawner.api_token, {"port": target_port})
     assert r.status_code == 200
     # The other user's token reported the other user's server only.
-    assert other_spawner._port_waiter.port == target_port
-    assert spawner._port_waiter.open
-    assert spawner._port_waiter.port is None
+    assert other_spawner.port_waiter.port == target_port
+    assert spawner.port_waiter.open
+    assert spawner.port_waiter.port is None
     r = await report(app, spawner.api_token, {"port": target_port})
     assert r.status_code == 200
     await asyncio.wait_for(asyncio.gather(task, other_task), 30)
@@ -257,7 +271,7 @@ def test_parse_port_report_refuses(body):
     assert info.value.status_code == 400
 
 
-async def test_port_waiter_timeout_and_close():
+async def testport_waiter_timeout_and_close():
     waiter = PortWaiter()
     with pytest.raises(TimeoutError):
         await waiter.wait(0.01)
@@ -268,7 +282,7 @@ async def test_port_waiter_timeout_and_close():
     assert waiter.port is None
 
 
-async def test_port_waiter_report_before_wait():
+async def testport_waiter_report_before_wait():
     waiter = PortWaiter()
     assert waiter.report(8888) is True
     assert waiter.report(9999) is False

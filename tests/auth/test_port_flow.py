@@ -48,7 +48,7 @@ class LocalJobSpawner(Spawner):
     seen_argv: list[str] = []
 
     async def start(self):
-        self._port_waiter = PortWaiter()
+        self.port_waiter = PortWaiter()
         env = job_environment(self.get_env())
         env["PATH"] = os.environ["PATH"]
         env["FIRECRESTSPAWNER_BIND_HOST"] = "127.0.0.1"
@@ -56,9 +56,9 @@ class LocalJobSpawner(Spawner):
         LocalJobSpawner.seen_argv = argv
         self.proc = await asyncio.create_subprocess_exec(*argv, env=env)
         try:
-            port = await self._port_waiter.wait(30)
+            port = await self.port_waiter.wait(30)
         finally:
-            self._port_waiter.close()
+            self.port_waiter.close()
         return ("127.0.0.1", port)
 
     async def poll(self):
@@ -83,7 +83,7 @@ async def test_job_reports_port_and_hub_uses_it(app, user):
                 break
             await asyncio.sleep(0.05)
         assert spawner.ready
-        port = spawner._port_waiter.port
+        port = spawner.port_waiter.port
         assert port is not None
         assert spawner.server.port == port
         assert spawner.server.ip == "127.0.0.1"

@@ -279,8 +279,9 @@ async def test_rest_spawn_with_valid_options(app, use_spawner, make_user, hub_em
     assert job["partition"] == "gpu"  # the profile's fixed value
     assert job["account"] == "proj-x"  # the default from the user's FirecREST accounts
     # What came from the user's choices is known, so the renderer can check it.
-    assert {"account", "ngpus"} <= user.spawner.profile_user_variables()
-    assert "partition" not in user.spawner.profile_user_variables()  # the profile's fixed value
+    request = await user.spawner.resolve_profile_request()
+    assert {"account", "ngpus"} <= request.user_set
+    assert "partition" not in request.user_set  # the profile's fixed value
     # After a hub restart a fresh spawner gets the profile's state regexes back.
     state = user.spawner.get_state()
     assert (state["profile"], state["system"]) == ("gpu", "cluster")

@@ -272,6 +272,8 @@ def test_multi_system_gpu_script() -> None:
         "#SBATCH --job-name=j",
         "#SBATCH --output=/users/alice/j.log",
         "#SBATCH --error=/users/alice/j.log",
+        "#SBATCH --chdir=/users/alice",
+        "#SBATCH --get-user-env=L",
         "#SBATCH --partition=normal",
         "#SBATCH --account=g2",
         "#SBATCH --reservation=course-x",

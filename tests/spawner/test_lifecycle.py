@@ -58,7 +58,7 @@ async def report_port_when_waiting(spawner, port):
     """Play the job's part: report a port once start() waits for it."""
     while spawner._phase != "waiting":
         await asyncio.sleep(0.05)
-    assert spawner._port_waiter.report(port)
+    assert spawner.port_waiter.report(port)
 
 
 async def started(spawner, port=45678):
@@ -295,20 +295,36 @@ async def test_canary_token_stays_out_of_logs_scripts_and_errors(
         assert job.env.get("JUPYTERHUB_API_TOKEN") == canary
 
 
-async def test_classic_mode_ignores_user_options(fcs_user, emulator, workroot):
-    template = SLEEPER.replace("sleep 600", "echo partition={{ partition }}; sleep 600")
+async def test_classic_mode_user_options_reach_the_template_checked(fcs_user, emulator, workroot):
+    """As the existing firecrestspawner did: options override ``req_*`` values, form lists
+    answer ``[0]``; unlike it, values are checked and the site's fragments are not choosable."""
+    template = SLEEPER.replace(
+        "sleep 600", "echo partition={{ partition }} time={{ runtime[0] }}; sleep 600"
+    )
     spawner = new_spawner(
         fcs_user, emulator, workroot, batch_script=template, req_partition="normal"
     )
-    spawner.user_options = {"partition": "debug\n#SBATCH --qos=high", "cmd": ["rm", "-rf"]}
+    spawner.user_options = {"partition": ["debug"], "runtime": "0:10:00", "_xsrf": ["x"]}
     await started(spawner)
     backend = emulator.emulator.backends[emulator.system]
     script = backend._jobs[spawner.job_id].record.script
-    assert "partition=normal" in script
-    assert "debug" not in script
-    assert "--qos" not in script
-    assert "rm -rf" not in script
+    assert "partition=debug time=0:10:00" in script
     await spawner.stop()
+
+    for options, field in (
+        ({"partition": "debug\n#SBATCH --qos=high"}, "partition"),
+        ({"cmd": ["rm", "-rf"]}, "cmd"),
+    ):
+        spawner = new_spawner(
+            fcs_user, emulator, workroot, batch_script=template, req_partition="normal"
+        )
+        spawner.clear_state()  # as the hub does before a spawn
+        spawner.user_options = options
+        with pytest.raises(Exception) as info:  # noqa: PT011 - the message is checked
+            await spawner.start()
+        assert getattr(info.value, "status_code", None) == 400, info.value
+        assert f"Invalid option {field!r}" in getattr(info.value, "jupyterhub_message", "")
+        assert not spawner.job_id
 
 
 ACCOUNT_SCRIPT = SLEEPER.replace(

@@ -219,6 +219,17 @@ async def test_two_jobs_on_one_node_get_different_ports(hub):
 
 
 @pytest.mark.timeout(60)
+async def test_a_port_the_hub_set_is_honoured(hub):
+    """``c.Spawner.port`` (or the existing project's hub, which fixes the port)."""
+    code, printed, err = await run(
+        job_env(hub, JUPYTERHUB_SERVICE_URL="http://0.0.0.0:57001/user/alice/")
+    )
+    assert code == 0, err
+    assert urlsplit(printed["env"]["JUPYTERHUB_SERVICE_URL"]).port == 57001
+    assert [r["body"]["port"] for r in hub.requests] == [57001]
+
+
+@pytest.mark.timeout(60)
 async def test_without_command_is_a_usage_error(hub):
     code, _, err = await run(job_env(hub), command=[])
     assert code == 1

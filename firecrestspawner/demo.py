@@ -121,6 +121,12 @@ class DemoOptions:
     #: ``preferred_username`` of the service account's tokens (a cluster account
     #: that may list every user's jobs); None: the client id.
     service_account_username: str | None = None
+    #: Python that replaces the generated spawner settings (a site's own, e.g. in
+    #: the existing firecrestspawner's style); the authenticator, proxy and
+    #: database settings stay. None: the demo's profile-mode spawner.
+    spawner_config: str | None = None
+    #: Extra environment variables of the hub process (e.g. ``FIRECREST_URL``).
+    hub_env: dict[str, str] = field(default_factory=dict)
 
 
 class DemoStack:
@@ -274,6 +280,8 @@ class DemoStack:
         c.Authenticator.enable_auth_state = True
         c.Authenticator.allow_all = True
 
+        """
+        spawner = f"""\
         c.JupyterHub.spawner_class = "firecrest-slurm"
         c.FirecRESTSpawnerBase.firecrest_url = {self.firecrest_url!r}
         c.FirecRESTSpawnerBase.service_account_client_id = {CLIENT_ID!r}
@@ -290,7 +298,9 @@ class DemoStack:
         c.Spawner.start_timeout = 300
         c.Spawner.http_timeout = 120
         """
-        text = textwrap.dedent(text)
+        if self.options.spawner_config is not None:
+            spawner = self.options.spawner_config
+        text = textwrap.dedent(text) + "\n" + textwrap.dedent(spawner)
         if self.options.service_token:
             text += textwrap.dedent(
                 """
@@ -336,6 +346,7 @@ class DemoStack:
         if chp:
             path_dirs.append(str(Path(chp).parent))
         env["PATH"] = os.pathsep.join([*path_dirs, env.get("PATH", "")])
+        env.update(self.options.hub_env)
         env["JUPYTERHUB_CRYPT_KEY"] = self.crypt_key
         env["FIRECRESTSPAWNER_DEMO_CLIENT_SECRET"] = self.client_secret
         if self.options.service_token:

@@ -197,7 +197,9 @@ class FirecRESTSpawnerAPIHandler(APIHandler):
         waiter.report(port)
         self.log.info("Server %s reported port %d", spawner._log_name, port)
         self.set_status(200)
-        self.write({"port": port})
+        # As JupyterHub's own API handlers answer (a dict would make tornado
+        # add "; charset=UTF-8" to the content type).
+        self.write(json.dumps({"port": port}))
 
 
 def register_api_handler() -> None:

@@ -408,8 +408,10 @@ class ProfileModeMixin(Configurable):
             regexes=p.states,
             profile=p.id,
             scheduler=p.scheduler,
-            # Never trusted, even when a profile maps an option onto ``options``.
-            user_set=frozenset(vo.untrusted_variables() | set(vo.sources)),
+            # What the user typed or the cluster supplied is never trusted, even
+            # when a profile maps such an option onto ``options`` (the same rule
+            # as ``firecrestspawner render``: ValidatedOptions.render_script).
+            user_set=vo.untrusted_variables(),
         )
 
     def load_state(self, state: dict) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .profiles.script import FORBIDDEN_CHARS_RE
+from .profiles.script import ADMIN_FRAGMENTS, FORBIDDEN_CHARS_RE, trusted_variables
 from .states import StateRegexes
 
 
@@ -59,23 +59,6 @@ class SpawnRequest:
     def trusted(self, variables: Mapping[str, Any] | None = None) -> frozenset[str]:
         """The variables exempt from the script's value checks: see :func:`trusted_variables`."""
         return trusted_variables(self.variables if variables is None else variables, self.user_set)
-
-
-#: The administrator's shell fragments: the only variables inserted unchecked,
-#: in classic and profile mode alike, unless the user set them.
-ADMIN_FRAGMENTS = frozenset({"cmd", "prologue", "epilogue", "options", "srun", "submitenv"})
-
-
-def trusted_variables(
-    variables: Mapping[str, Any], user_set: frozenset[str] = frozenset()
-) -> frozenset[str]:
-    """The one trust rule of every render (spawn, ``firecrestspawner render``, tests).
-
-    Only :data:`ADMIN_FRAGMENTS` from the site's configuration go into the
-    script unchecked; every other value, including a fixed profile value or a
-    ``req_*`` trait, must leave the scheduler directives as they are.
-    """
-    return frozenset((ADMIN_FRAGMENTS & set(variables)) - set(user_set))
 
 
 class FormValue(str):

@@ -3,6 +3,8 @@
 #   - as root: Debian's slurm-wlm, munge, slurmdbd, mariadb-server, openssh-server
 #     and chromium (apt), only when missing;
 #   - .venv in the repository with the package and its [dev] extras (pip);
+#   - .venv-jh5: the same with the oldest supported JupyterHub (5.4.0), for the
+#     compatibility pass of scripts/test.sh;
 #   - configurable-http-proxy and the other pinned npm packages (npm ci);
 #   - .venv-firecrest: the real FirecREST v2 server (../shared/firecrest/server-2.5.6,
 #     or $FSP_FIRECREST_SRC) in its own virtual environment, for the real-server tests;
@@ -74,6 +76,23 @@ else
   say ".venv up to date"
 fi
 
+# --- the oldest supported JupyterHub, for the compatibility pass ---------------------
+# scripts/test.sh runs the hub-level tests a second time on it (sites run 5.4.x).
+jh_oldest=${FSP_JUPYTERHUB_OLDEST:-5.4.0}
+jh5_venv=$repo/.venv-jh5
+jh5_stamp=$jh5_venv/.firecrestspawner-setup
+jh5_key="$py_key jupyterhub==$jh_oldest"
+if [ "$(cat "$jh5_stamp" 2>/dev/null)" != "$jh5_key" ] ||
+  ! "$jh5_venv/bin/python" -c 'import firecrestspawner, jupyterhub' >/dev/null 2>&1; then
+  say "installing JupyterHub $jh_oldest with the package into .venv-jh5 (pip)"
+  [ -x "$jh5_venv/bin/python" ] || "$python" -m venv "$jh5_venv"
+  "$jh5_venv/bin/python" -m pip install -q --disable-pip-version-check -e "$repo[dev]" \
+    "jupyterhub==$jh_oldest"
+  printf '%s\n' "$jh5_key" >"$jh5_stamp"
+else
+  say ".venv-jh5 up to date (JupyterHub $jh_oldest)"
+fi
+
 # --- npm packages (configurable-http-proxy, ...) --------------------------------------
 command -v npm >/dev/null 2>&1 || die "npm not found: install Node.js 18+ with npm"
 npm_stamp=node_modules/.firecrestspawner-setup
@@ -116,7 +135,7 @@ if [ "$(id -u)" -ne 0 ]; then
 elif [ ! -x "$job_python" ] || ! "$job_python" -c 'import ensurepip' >/dev/null 2>&1; then
   say "no $job_python with venv: cannot create the job environment $job_env"
 else
-  hub_versions=$(.venv/bin/python -c 'import importlib.metadata as m; print(" ".join(f"{p}=={m.version(p)}" for p in ("jupyterhub", "jupyterlab", "jupyter_server", "httpx", "stamina")))')
+  hub_versions=$(.venv/bin/python -c 'import importlib.metadata as m; print(" ".join(f"{p}=={m.version(p)}" for p in ("jupyterhub", "jupyterlab", "jupyter_server")))')
   job_stamp=$job_env/.firecrestspawner-deps
   if [ "$(cat "$job_stamp" 2>/dev/null)" != "$hub_versions" ]; then
     say "creating the job environment $job_env ($hub_versions)"

@@ -41,13 +41,24 @@ ruff_rc=$?
 # No path among the arguments: pytest runs `testpaths` (tests/, pyproject.toml).
 python -m pytest "$@"
 pytest_rc=$?
-set -e
 if [ "$pytest_rc" = 5 ]; then
   echo "test: pytest collected no tests: that is a failure" >&2
 fi
+# The hub-level tests again on the oldest supported JupyterHub (the whole suite
+# only: with arguments, only what they name runs).
+jh5_rc=0
+jh5_status="not run"
+if [ $# -eq 0 ]; then
+  jh5_version=$(.venv-jh5/bin/python -c 'import jupyterhub; print(jupyterhub.__version__)')
+  echo "test: hub-level tests on JupyterHub $jh5_version (.venv-jh5)"
+  .venv-jh5/bin/python -m pytest tests/hub tests/spawner tests/auth -m "not slurm"
+  jh5_rc=$?
+  jh5_status="$(status $jh5_rc) on JupyterHub $jh5_version"
+fi
+set -e
 
 elapsed=$((SECONDS - started))
-printf 'test summary: validate %s, ruff %s, pytest %s, %dm%02ds\n' \
-  "$(status $validate_rc)" "$(status $ruff_rc)" "$(status $pytest_rc)" \
+printf 'test summary: validate %s, ruff %s, pytest %s, hub-level tests %s, %dm%02ds\n' \
+  "$(status $validate_rc)" "$(status $ruff_rc)" "$(status $pytest_rc)" "$jh5_status" \
   $((elapsed / 60)) $((elapsed % 60))
-[ "$validate_rc" = 0 ] && [ "$ruff_rc" = 0 ] && [ "$pytest_rc" = 0 ]
+[ "$validate_rc" = 0 ] && [ "$ruff_rc" = 0 ] && [ "$pytest_rc" = 0 ] && [ "$jh5_rc" = 0 ]

@@ -62,6 +62,7 @@ from .script import (
     ScriptRejected,
     forbidden_char,
     render_batch_script,
+    trusted_variables,
 )
 
 #: Keys a framework adds to form data; dropped, never kept.
@@ -172,13 +173,16 @@ class ValidatedOptions:
         variables = self.template_variables(
             cmd=cmd, job_name=job_name, workdir=workdir, extra=extra
         )
-        checked = self.untrusted_variables() | set(extra or {})
+        # The spawner's rule, so that `firecrestspawner render` and a spawn agree:
+        # what the user typed or the cluster supplied is never trusted; a value
+        # the file declares (a choice's or a boolean's) is the administrator's.
+        user_set = self.untrusted_variables() | set(extra or {})
         try:
             return render_batch_script(
                 self.profile.template,
                 variables,
                 name=self.profile.template_name,
-                trusted=[key for key in variables if key not in checked],
+                trusted=trusted_variables(variables, frozenset(user_set)),
             )
         except ScriptRejected as e:
             option = self.sources.get(e.field) or (e.field if e.field in self.values else None)

@@ -299,6 +299,23 @@ def _culprit(line: str, variables: Mapping[str, Any], suspects: Iterable[str]) -
     return best or (suspects[0] if suspects else "<template>")
 
 
+#: The administrator's shell fragments: the only variables inserted unchecked,
+#: in classic and profile mode alike, unless the user set them.
+ADMIN_FRAGMENTS = frozenset({"cmd", "prologue", "epilogue", "options", "srun", "submitenv"})
+
+
+def trusted_variables(
+    variables: Mapping[str, object], user_set: frozenset[str] = frozenset()
+) -> frozenset[str]:
+    """The one trust rule of every render (spawn, ``firecrestspawner render``, tests).
+
+    Only :data:`ADMIN_FRAGMENTS` from the site's configuration go into the
+    script unchecked; every other value, including a fixed profile value or a
+    ``req_*`` trait, must leave the scheduler directives as they are.
+    """
+    return frozenset((ADMIN_FRAGMENTS & set(variables)) - set(user_set))
+
+
 def render_batch_script(
     template: str,
     variables: Mapping[str, object],
@@ -360,6 +377,7 @@ def log_path(workdir: str, job_name: str) -> str:
 
 
 __all__ = [
+    "ADMIN_FRAGMENTS",
     "BUILTIN_REQ_NAMES",
     "BUILTIN_TEMPLATES",
     "FORBIDDEN_CHARS_RE",
@@ -376,4 +394,5 @@ __all__ = [
     "render_batch_script",
     "shquote",
     "template_variables",
+    "trusted_variables",
 ]

@@ -278,10 +278,12 @@ async def test_rest_spawn_with_valid_options(app, use_spawner, make_user, hub_em
     job = emulator_job(hub_emulator, await wait_for_job(user.spawner))
     assert job["partition"] == "gpu"  # the profile's fixed value
     assert job["account"] == "proj-x"  # the default from the user's FirecREST accounts
-    # What came from the user's choices is known, so the renderer can check it.
+    # What came from the cluster or was typed is known, so the renderer checks it;
+    # only the administrator's shell fragments go in unchecked.
     request = await user.spawner.resolve_profile_request()
-    assert {"account", "ngpus"} <= request.user_set
+    assert "account" in request.user_set  # from the user's FirecREST accounts
     assert "partition" not in request.user_set  # the profile's fixed value
+    assert not {"account", "ngpus", "partition"} & request.trusted()
     # After a hub restart a fresh spawner gets the profile's state regexes back.
     state = user.spawner.get_state()
     assert (state["profile"], state["system"]) == ("gpu", "cluster")

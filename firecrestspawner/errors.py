@@ -28,9 +28,13 @@ class _LegacySpawnError(HTTPError):
     """HTTPError with the attributes JupyterHub 5 shows on the spawn page."""
 
     def __init__(self, message: str, *, reason: str, log_message: str | None, status_code: int):
-        super().__init__(status_code, log_message or message)
+        # JupyterHub 5's API answers with ``log_message % args``: the user's
+        # message goes there (tornado escapes its ``%``); the detail for the
+        # hub's log is kept beside it.
+        super().__init__(status_code, message)
         self.jupyterhub_message = message
         self.jupyterhub_html_message = as_html(message)
+        self.log_detail = log_message or message
         self.reason = reason
 
 

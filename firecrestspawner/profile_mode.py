@@ -349,7 +349,9 @@ class ProfileModeMixin(Configurable):
             )
         profile_set = await self._profile_set()
         user = self._profile_user()
-        raw = {str(k): _last(v) for k, v in query_data.items()}
+        # JupyterHub 6 strips the ``opt-`` prefix itself; 5.4 passes every query
+        # argument as it came, so a 6-style link reaches us with the prefix.
+        raw = {str(k).removeprefix("opt-"): _last(v) for k, v in query_data.items()}
         profile_id = raw.get(form.PROFILE_FIELD)
         visible = {p.id: p for p in visible_profiles(profile_set, user)}
         profile = visible.get(str(profile_id))

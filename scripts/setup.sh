@@ -3,7 +3,7 @@
 #   - as root: Debian's slurm-wlm, munge, slurmdbd, mariadb-server, openssh-server
 #     and chromium (apt), only when missing;
 #   - .venv in the repository with the package and its [dev] extras (pip);
-#   - .venv-jh5: the same with the oldest supported JupyterHub (5.4.0), for the
+#   - .venv-jh5: the same with the oldest supported JupyterHub (5.4.3), for the
 #     compatibility pass of scripts/test.sh;
 #   - configurable-http-proxy and the other pinned npm packages (npm ci);
 #   - .venv-firecrest: the real FirecREST v2 server (../shared/firecrest/server-2.5.6,
@@ -78,7 +78,7 @@ fi
 
 # --- the oldest supported JupyterHub, for the compatibility pass ---------------------
 # scripts/test.sh runs the hub-level tests a second time on it (sites run 5.4.x).
-jh_oldest=${FSP_JUPYTERHUB_OLDEST:-5.4.0}
+jh_oldest=${FSP_JUPYTERHUB_OLDEST:-5.4.3}
 jh5_venv=$repo/.venv-jh5
 jh5_stamp=$jh5_venv/.firecrestspawner-setup
 jh5_key="$py_key jupyterhub==$jh_oldest"

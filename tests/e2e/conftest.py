@@ -106,7 +106,8 @@ class E2EHub:
         return r.json()["servers"].get("")
 
     async def spawn(self, name: str, user_options: dict[str, Any]) -> httpx.Response:
-        return await self.api("POST", f"users/{name}/server", json={"user_options": user_options})
+        # The body itself is user_options: JupyterHub 5.4 reads it so, 6.x too.
+        return await self.api("POST", f"users/{name}/server", json=user_options)
 
     async def progress(
         self, name: str, timeout: float = 240, until: Any = None

@@ -43,6 +43,7 @@ from .auth import (
 from .errors import spawn_error
 from .handlers import LEGACY_WRAPPER_HINT, PortReportError, PortWaiter, register_api_handler
 from .jobenv import job_environment
+from .logs import attach_to_hub_log
 from .profile_mode import ProfileModeMixin
 from .profiles.script import (
     BUILTIN_REQ_NAMES,
@@ -464,6 +465,9 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # The package's records (client, auth, status) go through the hub's
+        # logger and format, redacted at that one boundary.
+        attach_to_hub_log(self.log)
         self._system = ""
         self._url = ""
         self._job_name = ""
@@ -931,9 +935,7 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         except fc.SystemNotFound:
             raise
         except Exception as e:  # noqa: BLE001 - no account is a valid outcome
-            self.log.warning(
-                "No default account for %s on %s: %s", self.user.name, system, redact(e)
-            )
+            self.log.warning("No default account for %s on %s: %s", self.user.name, system, e)
             return ""
         for account in (info or {}).get("accounts") or []:
             if isinstance(account, dict) and account.get("default") and account.get("name"):
@@ -987,7 +989,8 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
         """Start the process: submit the job, wait until it runs and reports its port."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.start_timeout
-        register_secret(self.api_token)
+        # One per server: the next spawn of this server replaces it in the registry.
+        register_secret(self.api_token, owner=("api_token", self.user.name, self.name))
         self.clear_state_for_spawn()
         try:
             if self._orphans:
@@ -1394,7 +1397,7 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
                 "Could not remove the token file %s of job %s: %s",
                 self._token_file,
                 self._job_name,
-                redact(e),
+                e,
             )
 
     async def _cancel_failed_start(self, error: BaseException) -> None:
@@ -1418,7 +1421,7 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
                 self.job_id or "?",
                 self._job_name,
                 self.user.name,
-                redact(e),
+                e,
             )
 
     async def _cancel_any(self) -> None:
@@ -1438,9 +1441,7 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
             self.access_token_is_valid = False
             if not (self.stop_with_service_account and self._service_account_configured()):
                 raise
-            self.log.info(
-                "Acting for %s through the service account: %s", self.user.name, redact(e)
-            )
+            self.log.info("Acting for %s through the service account: %s", self.user.name, e)
             return await action(await self._service_client())
 
     async def _cancel_by_name(self) -> None:
@@ -1532,7 +1533,7 @@ class FirecRESTSpawnerBase(ProfileModeMixin, Spawner):
                     job_id,
                     orphan["job_name"],
                     self.user.name,
-                    redact(e),
+                    e,
                 )
                 continue
             self.log.info("Cancelled left-over job %s (%s)", job_id, orphan["job_name"])

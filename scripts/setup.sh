@@ -32,8 +32,10 @@ missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
-# python3 -m venv needs ensurepip, which Debian ships separately.
-if ! "${PYTHON:-python3}" -c 'import ensurepip' >/dev/null 2>&1; then
+# python3 -m venv needs ensurepip, which Debian ships separately; the job
+# environment is built on Debian's own /usr/bin/python3.
+if ! "${PYTHON:-python3}" -c 'import ensurepip' >/dev/null 2>&1 ||
+  { [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1; }; then
   missing+=("python3-venv")
 fi
 # Debian packages npm apart from nodejs.

@@ -17,7 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .profiles.script import ADMIN_FRAGMENTS, FORBIDDEN_CHARS_RE, trusted_variables
+from .profiles.options import IGNORED_KEYS
+from .profiles.script import ADMIN_FRAGMENTS, forbidden_char, trusted_variables
 from .states import StateRegexes
 
 
@@ -87,25 +88,9 @@ class ClassicOptionError(ValueError):
         self.message = message
 
 
-#: Template variables a user option may not set in classic mode: the spawner's
-#: own values and the administrator's script fragments (run as shell code).
-RESERVED_VARIABLES = frozenset(
-    {
-        "cmd",
-        "job_name",
-        "workdir",
-        "username",
-        "homedir",
-        "host",
-        "srun",
-        "prologue",
-        "epilogue",
-        "options",
-        "submitenv",
-    }
-)
-#: Keys JupyterHub's form handling adds that are not options.
-IGNORED_KEYS = frozenset({"_xsrf"})
+#: Template variables a user option may not set in classic mode: the
+#: administrator's script fragments (run as shell code) and the spawner's own values.
+RESERVED_VARIABLES = ADMIN_FRAGMENTS | {"job_name", "workdir", "username", "homedir", "host"}
 _KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _MAX_VALUE_CHARS = 1024
 _MAX_ITEMS = 64
@@ -120,8 +105,9 @@ def _classic_value(field: str, value: Any) -> FormValue:
         raise ClassicOptionError(field, f"unsupported value type {type(value).__name__}")
     if len(text) > _MAX_VALUE_CHARS:
         raise ClassicOptionError(field, f"longer than {_MAX_VALUE_CHARS} characters")
-    if FORBIDDEN_CHARS_RE.search(text):
-        raise ClassicOptionError(field, "contains a control or line-separator character")
+    problem = forbidden_char(text)
+    if problem:
+        raise ClassicOptionError(field, problem)
     return FormValue(text)
 
 

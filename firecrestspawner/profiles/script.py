@@ -35,6 +35,14 @@ import jinja2
 from jinja2 import StrictUndefined, meta
 from jinja2.sandbox import SandboxedEnvironment
 
+from .directives import (
+    _SCANNED_WORDS_RE,
+    DirectiveSyntaxError,
+    inert_word_problem,
+    slurm_arguments,
+)
+from .directives import directive_lines as _directive_lines
+
 #: The request variables the documented spawner classes define (``req_<x>`` ->
 #: template variable ``<x>``). They always exist as template variables
 #: (empty string unless set), so templates written for the traits keep working.
@@ -76,12 +84,6 @@ BUILTIN_TEMPLATES: Mapping[str, str] = {"slurm": "slurm.sh.j2", "pbs": "pbs.sh.j
 #: Characters no checked value may contain: C0 controls (newline, CR, NUL,
 #: tab, ...), DEL, NEL and the Unicode line and paragraph separators.
 FORBIDDEN_CHARS_RE = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
-
-_DIRECTIVE_RE = re.compile(r"^\s*#(SBATCH|PBS)")
-#: Values made only of these characters (and not starting with ``-``) cannot
-#: split, add or become an option word, so the placeholder rendering keeps them
-#: (and branches on them) as they are.
-_PLAIN_WORD_RE = re.compile(r"(?:[A-Za-z0-9_.:/@%+=,][A-Za-z0-9_.:/@%+=,-]*)?")
 
 
 class ScriptRejected(ValueError):
@@ -253,31 +255,54 @@ def check_value(field: str, value: object) -> None:
         raise ScriptRejected(field, reason)
 
 
-def _placeholder(value: Any, counter: list[int]) -> Any:
+class _EmptyMark(str):
+    """An empty value that shows a marker where it is rendered; still falsy and equal to ``""``.
+
+    So the reference rendering takes the same branches and still shows where an
+    empty value lands: as a whole word on a directive line it would let ``sbatch``
+    read the next word as the previous option's argument.
+    """
+
+    mark: str
+    base: type[str]
+
+    def __new__(cls, mark: str, base: type[str] = str) -> _EmptyMark:
+        obj = super().__new__(cls, "")
+        obj.mark = mark
+        obj.base = base
+        return obj
+
+    def __getitem__(self, key: Any) -> Any:
+        # As the real value answers (request.FormValue answers [0] with itself).
+        result = self.base.__getitem__(self.base(""), key)
+        return self if isinstance(result, str) and result == "" else result
+
+    def __str__(self) -> str:
+        return self.mark
+
+    def __format__(self, spec: str) -> str:
+        return self.mark
+
+
+def _placeholder(key: str, value: Any, owners: dict[str, tuple[str, str]]) -> Any:
+    """``value`` with every item that is not an inert word replaced by a unique placeholder."""
     if isinstance(value, (list, tuple)):
-        return [_placeholder(item, counter) for item in value]
-    if isinstance(value, str) and not _PLAIN_WORD_RE.fullmatch(value):
-        counter[0] += 1
-        return f"fcsv{counter[0]}x"
+        return [_placeholder(key, item, owners) for item in value]
+    if isinstance(value, str):
+        token = f"fcsv{len(owners) + 1}x"
+        if value == "":
+            owners[token] = (key, "")
+            return _EmptyMark(token, type(value))
+        problem = inert_word_problem(value)
+        if problem is not None:
+            owners[token] = (key, problem)
+            return type(value)(token)
     return value
 
 
 def directive_lines(script: str) -> list[str]:
-    """The scheduler directive lines (``#SBATCH``, ``#PBS``) of a script."""
-    return [line.strip() for line in script.splitlines() if _DIRECTIVE_RE.match(line)]
-
-
-def _words(line: str) -> list[str] | None:
-    try:
-        return shlex.split(line, comments=False)
-    except ValueError:
-        return None
-
-
-def _option_name(word: str) -> str | None:
-    if word.startswith("-"):
-        return word.split("=", 1)[0]
-    return None
+    """The scheduler directive lines (``#SBATCH``, ``#PBS``, ...) of a script, stripped."""
+    return _directive_lines(script)
 
 
 def _culprit(line: str, variables: Mapping[str, Any], suspects: Iterable[str]) -> str:
@@ -338,37 +363,75 @@ def render_batch_script(
         check_value(key, variables[key])
     script = _render(template, variables, name)
 
-    counter = [0]
-    safe_vars: dict[str, Any] = {}
-    suspects: list[str] = []
-    for key, value in variables.items():
-        before = counter[0]
-        safe_vars[key] = value if key in trusted_set else _placeholder(value, counter)
-        if counter[0] != before:
-            suspects.append(key)
-    reference = script if counter[0] == 0 else _render(template, safe_vars, name)
+    # The reference rendering: every checked value that is not provably one inert word
+    # (directives.inert_word_problem) becomes a placeholder, the rest stays as it is (so
+    # branches on plain values take the same path).
+    owners: dict[str, tuple[str, str]] = {}
+    safe_vars = {
+        key: value if key in trusted_set else _placeholder(key, value, owners)
+        for key, value in variables.items()
+    }
+    reference = _render(template, safe_vars, name) if owners else script
     real_lines = directive_lines(script)
     safe_lines = directive_lines(reference)
+    # 1. A value that is not an inert word may not go onto a directive line at all, and
+    #    an empty one not as a whole word there.
+    for i, line in enumerate(safe_lines):
+        for token, (key, problem) in owners.items():
+            if token not in line:
+                continue
+            if problem:
+                raise ScriptRejected(
+                    key, f"{problem} (it would go on the line `{_shape(line, owners)}`)"
+                )
+            if _whole_word(token, line):
+                raise ScriptRejected(
+                    key,
+                    "is empty where a directive needs a word; sbatch would read the next "
+                    f"word in its place (line `{_shape(line, owners)}`)",
+                )
+            safe_lines[i] = line = line.replace(token, "")
+    # 2. The scheduler reads the same directive lines, word for word, as from the reference.
+    suspects = list(dict.fromkeys(key for key, _ in owners.values())) or checked
     if len(real_lines) != len(safe_lines):
         extra = [line for line in real_lines if line not in safe_lines] or real_lines or [""]
         raise ScriptRejected(
             _culprit(extra[0], variables, suspects),
             "the value would add or remove a scheduler directive line",
         )
-    for real, safe in zip(real_lines, safe_lines, strict=False):
-        real_words, safe_words = _words(real), _words(safe)
-        if real_words is None or safe_words is None:
+    for real, safe in zip(real_lines, safe_lines, strict=True):
+        if real != safe:
             raise ScriptRejected(
-                _culprit(real, variables, suspects), "the value leaves a quote open in a directive"
+                _culprit(real, variables, suspects), "the value would change a scheduler directive"
             )
-        if len(real_words) != len(safe_words) or any(
-            _option_name(a) != _option_name(b) for a, b in zip(real_words, safe_words, strict=False)
-        ):
-            raise ScriptRejected(
-                _culprit(real, variables, suspects),
-                "the value would change a scheduler directive (spaces, quotes or options inside it)",
-            )
+    # 3. Inert values still may not complete a word sbatch scans whole lines for.
+    for line in real_lines:
+        if _SCANNED_WORDS_RE.search(line):
+            for key in checked:
+                value = variables[key]
+                items = value if isinstance(value, (list, tuple)) else [value]
+                if any(isinstance(v, str) and v and v in line for v in items):
+                    raise ScriptRejected(
+                        key, "the value would complete 'packjob' or 'hetjob' on a directive line"
+                    )
     return script
+
+
+def _whole_word(token: str, line: str) -> bool:
+    """Whether ``token`` is a whole argument of a directive line as ``sbatch`` splits it."""
+    body = line.lstrip()[1:].lstrip()
+    body = re.sub(r"^[A-Za-z]+", "", body, count=1)
+    try:
+        return token in slurm_arguments(body)
+    except DirectiveSyntaxError:
+        return True
+
+
+def _shape(line: str, owners: Mapping[str, tuple[str, str]]) -> str:
+    """A directive line with each placeholder shown as ``<variable>``."""
+    for token, (key, _) in owners.items():
+        line = line.replace(token, f"<{key}>")
+    return line
 
 
 def log_path(workdir: str, job_name: str) -> str:

@@ -44,6 +44,14 @@ from .redact import redact
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PROFILE = REPO / "profiles" / "demo.yaml"
 CLIENT_ID = "firecrestspawner-demo"
+#: The hub's secrets, passed in its environment; never given to the emulator.
+HUB_SECRET_VARS = frozenset(
+    {
+        "JUPYTERHUB_CRYPT_KEY",
+        "FIRECRESTSPAWNER_DEMO_CLIENT_SECRET",
+        "FIRECRESTSPAWNER_DEMO_SERVICE_TOKEN",
+    }
+)
 #: Job states after which nothing is left to cancel.
 FINAL_STATES = frozenset(
     {"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED"}
@@ -339,13 +347,23 @@ class DemoStack:
                 start_new_session=True,
             )
 
-    def _env(self) -> dict[str, str]:
-        env = dict(os.environ)
+    def _emulator_env(self) -> dict[str, str]:
+        """The emulator's environment: this process's, with none of the hub's secrets.
+
+        The emulator reads its own secrets (client secret, admin token) from its
+        configuration file; the crypt key and service token are the hub's alone.
+        """
+        env = {k: v for k, v in os.environ.items() if k not in HUB_SECRET_VARS}
         path_dirs = [str(Path(sys.executable).parent)]
         chp = find_command("configurable-http-proxy")
         if chp:
             path_dirs.append(str(Path(chp).parent))
         env["PATH"] = os.pathsep.join([*path_dirs, env.get("PATH", "")])
+        return env
+
+    def _env(self) -> dict[str, str]:
+        """The hub's environment: the emulator's plus the hub's settings and secrets."""
+        env = self._emulator_env()
         env.update(self.options.hub_env)
         env["JUPYTERHUB_CRYPT_KEY"] = self.crypt_key
         env["FIRECRESTSPAWNER_DEMO_CLIENT_SECRET"] = self.client_secret
@@ -378,7 +396,7 @@ class DemoStack:
             "--config",
             str(self.emulator_config),
         ]
-        self._emulator = self._spawn(argv, self.emulator_log, self._env())
+        self._emulator = self._spawn(argv, self.emulator_log, self._emulator_env())
         self._wait_http(
             f"{self.emulator_url}/idp/jwks", self._emulator, self.emulator_log, "the emulator", 60
         )

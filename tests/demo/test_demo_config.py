@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from traitlets.config.loader import PyFileConfigLoader
 
-from firecrestspawner.demo import DemoError, DemoOptions, DemoStack
+from firecrestspawner.demo import HUB_SECRET_VARS, DemoError, DemoOptions, DemoStack
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -92,3 +92,20 @@ def test_bad_choices_are_clear_errors(tmp_path):
     stack = DemoStack(DemoOptions(backend="local", base_dir=tmp_path / "c", profiles_dir=empty))
     with pytest.raises(DemoError, match="no valid profile"):
         stack.write_config()
+
+
+def test_emulator_process_gets_none_of_the_hubs_secrets(stack, monkeypatch):
+    """The emulator reads its own secrets from its config; the hub's stay the hub's.
+
+    Even set in the environment the demo itself was started with.
+    """
+    for name in HUB_SECRET_VARS:
+        monkeypatch.setenv(name, f"outer-{name}")
+    emulator_env = stack._emulator_env()
+    hub_env = stack._env()
+    for secret in (stack.client_secret, stack.crypt_key, "s" * 40, stack.admin_token):
+        assert secret not in emulator_env.values()
+    assert not HUB_SECRET_VARS & set(emulator_env)
+    assert hub_env["JUPYTERHUB_CRYPT_KEY"] == stack.crypt_key
+    assert hub_env["FIRECRESTSPAWNER_DEMO_CLIENT_SECRET"] == stack.client_secret
+    assert hub_env["FIRECRESTSPAWNER_DEMO_SERVICE_TOKEN"] == "s" * 40

@@ -42,6 +42,7 @@ from .base import (
     unknown_sbatch_option,
     unrecognized_option,
 )
+from .environment import login_environment
 
 log = logging.getLogger(__name__)
 
@@ -373,7 +374,9 @@ class LocalBackend(Backend):
     async def _spawn(self, job: _Job) -> asyncio.subprocess.Process:
         rec = job.record
         stdin, out, err, script = await asyncio.to_thread(self._prepare_files, rec)
-        env = dict(os.environ)
+        # A login's environment (as the emulator's account, which the job runs
+        # as) plus the submit's, never the emulator's own (see environment.py).
+        env = login_environment()
         env.update(job.env)
         env.update(
             {

@@ -37,6 +37,7 @@ from .base import (
     slurm_error,
     user_exists,
 )
+from .environment import login_environment
 
 log = logging.getLogger(__name__)
 
@@ -151,19 +152,16 @@ class SlurmBackend(Backend):
 
     # -- commands ------------------------------------------------------------------
     def _as_user(self, user: str) -> tuple[list[str], dict[str, str]]:
-        """Command prefix and environment to run a command as ``user``."""
+        """Command prefix and environment to run a command as ``user``.
+
+        The environment is a login's (the user's, else the emulator's own
+        account's), never the emulator's: sbatch's ``--export=ALL`` hands
+        sbatch's environment to the job.
+        """
         ident = identity(user)
         if self.system.submit_as_user and os.geteuid() == 0 and ident.exists and ident.uid != 0:
-            env = {
-                "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
-                "HOME": ident.home or "/",
-                "USER": user,
-                "LOGNAME": user,
-                "SHELL": "/bin/bash",
-                "LANG": os.environ.get("LANG", "C.UTF-8"),
-            }
-            return ["runuser", "-u", user, "--"], env
-        return [], dict(os.environ)
+            return ["runuser", "-u", user, "--"], login_environment(user)
+        return [], login_environment()
 
     async def _run(
         self, argv: list[str], *, stdin: str | None = None, env: dict[str, str] | None = None
@@ -346,7 +344,7 @@ class SlurmBackend(Backend):
             # A Slurm operator: scancel as the emulator's own user (root when
             # the emulator runs as root), which may cancel any job.
             prefix: list[str] = []
-            env = dict(os.environ)
+            env = login_environment()
         else:
             prefix, env = self._as_user(user)
         if rec.user != user and not prefix and not self.is_operator(user):

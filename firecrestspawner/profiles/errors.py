@@ -92,7 +92,12 @@ def describe_type(value: Any) -> str:
 
 def short(value: Any) -> str:
     """A value as shown in a message: quoted text, JSON otherwise, at most 60 characters."""
-    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**60:
+        return f"{'-' if value < 0 else ''}a number of {len(str(abs(value) // 10**60)) + 60} digits"
+    try:
+        text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    except (ValueError, TypeError, RecursionError):  # huge ints, cycles, deep nesting
+        text = f"a {type(value).__name__}"
     return text if len(text) <= 60 else text[:57] + "..."
 
 

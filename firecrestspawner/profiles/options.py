@@ -365,15 +365,32 @@ def _check_cluster(
     return name
 
 
+#: Largest magnitude of a number option's value; beyond it (or not finite) is refused
+#: before any arithmetic, so no value can overflow a conversion.
+MAX_NUMBER = 2**53
+
+
+def _check_magnitude(option: m.Option, value: Any, what: str) -> None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise OptionError(option.id, f"expected {what}, got {short(value)}")
+        if abs(value) > MAX_NUMBER:
+            raise OptionError(
+                option.id, f"{short(value)} is too large (at most {MAX_NUMBER} in magnitude)"
+            )
+
+
 def _check_integer(option: m.IntegerOption, value: Any) -> int:
     if isinstance(value, bool):
         raise OptionError(option.id, f"expected a whole number, got {short(value)}")
+    _check_magnitude(option, value, "a whole number")
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     elif isinstance(value, str) and re.fullmatch(r"[+-]?\d{1,18}", value.strip()):
         value = int(value.strip())
     if not isinstance(value, int):
         raise OptionError(option.id, f"expected a whole number, got {short(value)}")
+    _check_magnitude(option, value, "a whole number")
     _check_range(option, value, option.min, option.max, option.step)
     return value
 
@@ -385,8 +402,9 @@ def _check_number(option: m.NumberOption, value: Any) -> float:
         r"[+-]?(?:\d{1,18}(?:\.\d{0,12})?|\.\d{1,12})", value.strip()
     ):
         value = float(value.strip())
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not isinstance(value, (int, float)):
         raise OptionError(option.id, f"expected a number, got {short(value)}")
+    _check_magnitude(option, value, "a number")
     value = float(value)
     _check_range(option, value, option.min, option.max, option.step)
     return value
@@ -547,48 +565,17 @@ def validate_options(
             value = option_default(option, user=user, system=profile.system, cluster=cluster)
             if value is None and not isinstance(option, (m.UenvOption, m.ClusterChoiceOption)):
                 raise OptionError(option.id, "no value given and no default is available to you")
-        updates: dict[str, str]
-        typed: Any
-        if isinstance(option, m.ChoiceOption):
-            if value is None:
-                raise OptionError(option.id, "no choice is available to you")
-            typed, updates = _check_choice(option, value, user)
-        elif isinstance(option, m.UenvOption):
-            view = _unwrap(f"{option.id}_view", data.get(f"{option.id}_view"))
-            if isinstance(value, UenvValue):
-                if view is None:
-                    view = value.view
-                value = value.image
-            typed, updates = _check_uenv(option, value, view, user)
-        elif isinstance(option, m.ClusterChoiceOption):
-            if value is None:
-                raise OptionError(
-                    option.id, f"no {option.source} are available now; try again later"
-                )
-            typed = _check_cluster(option, value, profile.system, cluster)
-            updates = {option.req_name: typed}
+        try:
+            typed, updates = _check_option(option, value, data, user, profile, cluster)
+        except OptionError:
+            raise
+        except (ArithmeticError, ValueError, TypeError, RecursionError) as e:
+            # A value no check above foresaw: still the user's field and a 400, never a 500.
+            raise OptionError(
+                option.id, f"cannot read {short(value)}: {type(e).__name__}"
+            ) from None
+        if not isinstance(option, (m.ChoiceOption, m.UenvOption, m.BooleanOption)):
             untrusted.add(option.req_name)
-        elif isinstance(option, m.IntegerOption):
-            typed = _check_integer(option, value)
-            updates = {option.req_name: str(typed)}
-            untrusted.add(option.req_name)
-        elif isinstance(option, m.NumberOption):
-            typed = _check_number(option, value)
-            updates = {option.req_name: _number_text(typed)}
-            untrusted.add(option.req_name)
-        elif isinstance(option, m.DurationOption):
-            typed = _check_duration(option, value)
-            updates = {option.req_name: typed}
-            untrusted.add(option.req_name)
-        elif isinstance(option, m.TextOption):
-            typed = _check_text(option, value)
-            updates = {option.req_name: typed}
-            untrusted.add(option.req_name)
-        elif isinstance(option, m.BooleanOption):
-            typed = _check_boolean(option, value)
-            updates = {option.req_name: option.true_value if typed else option.false_value}
-        else:  # pragma: no cover
-            raise TypeError(type(option).__name__)
         if typed is not None:
             values[option.id] = typed
         active.append(option.id)
@@ -602,6 +589,53 @@ def validate_options(
         sources=types.MappingProxyType(sources),
         untrusted=frozenset(untrusted),
     )
+
+
+def _check_option(
+    option: m.Option,
+    value: Any,
+    data: Mapping[str, Any],
+    user: UserInfo,
+    profile: Profile,
+    cluster: Collection[ClusterChoices] | None,
+) -> tuple[Any, dict[str, str]]:
+    """One active option's typed value and the request variables it sets."""
+    updates: dict[str, str]
+    typed: Any
+    if isinstance(option, m.ChoiceOption):
+        if value is None:
+            raise OptionError(option.id, "no choice is available to you")
+        typed, updates = _check_choice(option, value, user)
+    elif isinstance(option, m.UenvOption):
+        view = _unwrap(f"{option.id}_view", data.get(f"{option.id}_view"))
+        if isinstance(value, UenvValue):
+            if view is None:
+                view = value.view
+            value = value.image
+        typed, updates = _check_uenv(option, value, view, user)
+    elif isinstance(option, m.ClusterChoiceOption):
+        if value is None:
+            raise OptionError(option.id, f"no {option.source} are available now; try again later")
+        typed = _check_cluster(option, value, profile.system, cluster)
+        updates = {option.req_name: typed}
+    elif isinstance(option, m.IntegerOption):
+        typed = _check_integer(option, value)
+        updates = {option.req_name: str(typed)}
+    elif isinstance(option, m.NumberOption):
+        typed = _check_number(option, value)
+        updates = {option.req_name: _number_text(typed)}
+    elif isinstance(option, m.DurationOption):
+        typed = _check_duration(option, value)
+        updates = {option.req_name: typed}
+    elif isinstance(option, m.TextOption):
+        typed = _check_text(option, value)
+        updates = {option.req_name: typed}
+    elif isinstance(option, m.BooleanOption):
+        typed = _check_boolean(option, value)
+        updates = {option.req_name: option.true_value if typed else option.false_value}
+    else:  # pragma: no cover
+        raise TypeError(type(option).__name__)
+    return typed, updates
 
 
 def _pick_profile(profile_set: ProfileSet, wanted: Any, user: UserInfo) -> Profile:

@@ -18,6 +18,7 @@ CLI_MODULES = (
     "firecrestspawner.emulator.cli",  # emulator
     "firecrestspawner.demo",  # demo
     "firecrestspawner.reaper",  # reap
+    "firecrestspawner.doctor",  # doctor
 )
 
 

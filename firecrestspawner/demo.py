@@ -235,7 +235,12 @@ class DemoStack:
                     FileSystemConfig(path=tempfile.gettempdir(), data_type="scratch"),
                 ],
                 spool_dir=str(self.base / "spool" / name),
-                **self.options.system_overrides,
+                # The hub relies on its service account cancelling any user's job
+                # (stop_with_service_account): make it an operator, as a site must.
+                **{
+                    "operators": [self.options.service_account_username or CLIENT_ID],
+                    **self.options.system_overrides,
+                },
             )
             for name in self.system_names()
         ]
@@ -328,10 +333,21 @@ class DemoStack:
             text += "\n" + textwrap.dedent(self.options.extra_config) + "\n"
         return text
 
+    @property
+    def hub_env_file(self) -> Path:
+        """The secret the configuration reads from the environment, as ``KEY=VALUE`` (0600).
+
+        For ``firecrestspawner doctor -f <hub_config> --env-file <this>``.
+        """
+        return self.hub_dir / "hub.env"
+
     def write_config(self) -> None:
         self.emulator_config.write_text(json.dumps(self.emulator_settings(), indent=2))
         self.emulator_config.chmod(0o600)
         self.hub_config.write_text(self.hub_settings())
+        fd = os.open(self.hub_env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"FIRECRESTSPAWNER_DEMO_CLIENT_SECRET={self.client_secret}\n")
 
     # ------------------------------------------------------------ processes
 
@@ -597,6 +613,8 @@ def run(args: argparse.Namespace) -> int:
                 FirecREST emulator: {stack.emulator_url}  (identity provider: {stack.token_url})
                 Profiles: {stack.profiles_dir}
                 Logs: {stack.hub_log}  {stack.emulator_log}
+                Check the set-up: firecrestspawner doctor -f {stack.hub_config} \\
+                    --env-file {stack.hub_env_file}
                 Press Ctrl-C to stop; running jobs are cancelled.
                 """
             ),

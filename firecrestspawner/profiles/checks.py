@@ -34,6 +34,8 @@ from .errors import Problem, json_path, short
 from .html_pattern import pattern_problem
 from .options import when_text
 from .parse import block_line, position
+from .regex import fullmatch as regex_fullmatch
+from .regex import regex_problem
 from .script import (
     BUILTIN_REQ_NAMES,
     BUILTIN_TEMPLATES,
@@ -86,7 +88,9 @@ class _Checker:
         """Something that works, but not as well as it could: the file still loads."""
         self.warnings.append(self._problem(parts, message, hint, None))
 
-    def regex(self, parts: list[Any], pattern: str | None, groups: int = 0) -> None:
+    def regex(
+        self, parts: list[Any], pattern: str | None, groups: int = 0, *, linear: bool = False
+    ) -> None:
         if pattern is None:
             return
         try:
@@ -98,6 +102,16 @@ class _Checker:
                 "check escaping; YAML single quotes keep backslashes as they are",
             )
             return
+        if linear:
+            problem = regex_problem(pattern)
+            if problem is not None:
+                self.add(
+                    parts,
+                    f"regular expression {problem}",
+                    "user values and cluster names are matched in linear time (RE2); "
+                    "rewrite without that construct",
+                )
+                return
         if groups and compiled.groups < groups:
             self.add(
                 parts,
@@ -242,12 +256,11 @@ def _check_option_defaults(
                     "pick a default between min and max",
                 )
     elif isinstance(opt, m.TextOption):
-        c.regex([*parts, "pattern"], opt.pattern)
-        try:
-            compiled = re.compile(opt.pattern)
-        except re.error:
+        before = len(c.problems)
+        c.regex([*parts, "pattern"], opt.pattern, linear=True)
+        if len(c.problems) != before:
             return
-        if opt.default and not compiled.fullmatch(opt.default):
+        if opt.default and not regex_fullmatch(opt.pattern, opt.default):
             c.add(
                 [*parts, "default"],
                 f"default {opt.default!r} does not match the pattern",
@@ -260,7 +273,7 @@ def _check_option_defaults(
                 "shorten it",
             )
     elif isinstance(opt, m.ClusterChoiceOption):
-        c.regex([*parts, "filter"], opt.filter)
+        c.regex([*parts, "filter"], opt.filter, linear=True)
         if (
             opt.default
             and opt.fallback
@@ -468,9 +481,7 @@ def check_file(
 
 def _browser_pattern(c: _Checker, parts: list[Any], pattern: str) -> str:
     """The pattern for the form's HTML ``pattern`` attribute, or "" with a warning."""
-    try:
-        re.compile(pattern)
-    except re.error:
+    if regex_problem(pattern) is not None:
         return ""  # already an error
     problem = pattern_problem(pattern)
     if problem is None:

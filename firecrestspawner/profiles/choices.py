@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from . import models as m
+from . import regex
 from .models import Profile, ProfileSet
 
 #: Where a list of cluster names came from: a FirecREST answer now (``live``), one
@@ -167,7 +168,7 @@ def cluster_name_ok(option: m.ClusterChoiceOption, name: str) -> bool:
     """Whether ``name`` is a well-formed name that passes the option's ``filter`` and ``allow``."""
     if not _CHOICE_RE.fullmatch(name):
         return False
-    if option.filter is not None and not re.fullmatch(option.filter, name):
+    if option.filter is not None and not regex.fullmatch(option.filter, name):
         return False
     return option.allow is None or name in option.allow
 

@@ -215,7 +215,8 @@ class ClusterChoiceOption(_OptionBase):
         None, description="If set, only these names are offered even when the cluster reports more."
     )
     filter: Regex | None = Field(
-        None, description="Full-match regex a name must satisfy to be offered (e.g. `gpu-.*`)."
+        None,
+        description="Full-match regex (RE2, linear time) a name must satisfy to be offered (e.g. `gpu-.*`).",
     )
     required: bool = Field(
         True,
@@ -266,7 +267,7 @@ class TextOption(_OptionBase):
     kind: Literal["text"] = _desc("Free text.")
     pattern: Regex = Field(
         DEFAULT_TEXT_PATTERN,
-        description="Regex the whole value must match (`re.fullmatch`, checked by the server). The form also gives it to the browser (HTML `pattern`) when it means the same in the browser's regex dialect (JavaScript, `v` flag: escape `-`, `/`, `|`, brackets and braces inside `[...]`, no `\\d`/`\\w`/`\\s`); `firecrestspawner validate` warns when it does not. Default: one shell word of letters, digits and `._,:=@/+-`.",
+        description="Regex the whole value must match, checked by the server with RE2 (linear time: no backreferences, lookaround, atomic groups or possessive quantifiers; `\\d`, `\\w`, `\\s` are ASCII). The form also gives it to the browser (HTML `pattern`) when it means the same in the browser's regex dialect (JavaScript, `v` flag: escape `-`, `/`, `|`, brackets and braces inside `[...]`, no `\\d`/`\\w`/`\\s`); `firecrestspawner validate` warns when it does not. Default: one shell word of letters, digits and `._,:=@/+-`.",
     )
     max_length: int = Field(256, ge=1, le=4096, description="Longest allowed value, in characters.")
     required: bool = Field(False, description="Whether the value may be empty.")

@@ -43,6 +43,7 @@ from decimal import Decimal
 from typing import Any
 
 from . import models as m
+from . import regex
 from .choices import (
     ClusterChoices,
     UserInfo,
@@ -462,7 +463,7 @@ def _check_text(option: m.TextOption, value: Any) -> str:
         if option.required:
             raise OptionError(option.id, "a value is required")
         return ""
-    if not re.fullmatch(option.pattern, value):
+    if not regex.fullmatch(option.pattern, value):
         raise OptionError(
             option.id, f"{short(value)} does not match the required pattern {option.pattern}"
         )

@@ -42,6 +42,7 @@ import stamina
 from tornado.web import HTTPError
 
 from .client import tls_context
+from .errors import SpawnFailure
 from .redact import forget_owners, redact, register_secret
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,28 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
 
 
-class AuthError(Exception):
-    """A token could not be obtained (IdP unreachable, misconfigured client...)."""
+IDP_UNAVAILABLE_MESSAGE = (
+    "The server cannot start: the identity provider (the login service) is not answering, "
+    "so no access to the cluster could be obtained. Please try again in a few minutes."
+)
+IDP_REFUSED_MESSAGE = (
+    "The server cannot start: the identity provider (the login service) refused the hub's "
+    "request for access to the cluster. Please contact the administrators."
+)
+
+
+class AuthError(SpawnFailure):
+    """A token could not be obtained (IdP unreachable, misconfigured client...).
+
+    Its spawn reason is ``identity-provider``; ``str()`` is the detail for the
+    hub's log (never a token), ``user_message`` what the user reads.
+    """
+
+    spawn_reason = "identity-provider"
+    status_code = 503
+
+    def __init__(self, detail: str, *, user_message: str = IDP_UNAVAILABLE_MESSAGE, **kw: Any):
+        super().__init__(detail, user_message=user_message, **kw)
 
 
 class SessionExpired(AuthError, HTTPError):
@@ -73,12 +94,15 @@ class SessionExpired(AuthError, HTTPError):
     ``SpawnException`` to raise from ``start()``. Never carries a token.
     """
 
+    spawn_reason = "session_expired"
+
     def __init__(self, detail: str = "") -> None:
         self.detail = redact(detail)
         log_message = "login session expired" + (f" ({self.detail})" if self.detail else "")
         HTTPError.__init__(self, 403, log_message)
         self.jupyterhub_message = SESSION_EXPIRED_MESSAGE
         self.html_message = SESSION_EXPIRED_MESSAGE
+        self.user_message = SESSION_EXPIRED_MESSAGE
 
     def __str__(self) -> str:
         return SESSION_EXPIRED_MESSAGE + (f" ({self.detail})" if self.detail else "")
@@ -241,8 +265,15 @@ class _OAuthTokenAuth:
         """Wall-clock time when the cached access token expires (0 if none)."""
         return self._expires_at if self._access_token else 0.0
 
-    def invalidate(self) -> None:
-        """Forget the cached access token (e.g. after FirecREST answered 401)."""
+    def invalidate(self, token: str | None = None) -> None:
+        """Forget the cached access token (e.g. after FirecREST answered 401).
+
+        With ``token``, only if that is still the cached one: of many requests
+        refused with the same token, the first makes the next call fetch a new
+        token and the others then use it instead of discarding it again.
+        """
+        if token is not None and token != self._access_token:
+            return
         self._access_token = None
         self._expires_at = 0.0
 
@@ -255,7 +286,9 @@ class _OAuthTokenAuth:
         """The exception for a 4xx answer (not retried)."""
         return AuthError(
             f"identity provider refused the {self.grant_type} grant for client "
-            f"{self.client_id!r}: {_error_code(response)}"
+            f"{self.client_id!r}: {_error_code(response)}",
+            user_message=IDP_REFUSED_MESSAGE,
+            status_code=500,
         )
 
     def _handle_success(self, body: dict[str, Any]) -> None:
@@ -645,6 +678,8 @@ def clear_caches() -> None:
 
 
 __all__ = [
+    "IDP_REFUSED_MESSAGE",
+    "IDP_UNAVAILABLE_MESSAGE",
     "SESSION_EXPIRED_MESSAGE",
     "AuthError",
     "AuthorizationCodeFlowAuth",

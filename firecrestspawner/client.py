@@ -5,74 +5,80 @@
   credential behind an identity can be swapped without a new HTTP session.
 * Every request has a timeout (pyfirecrest's default is none at all).
 * Idempotent reads are retried a bounded number of times with exponential
-  backoff and jitter (``stamina``); a 429 waits for its ``Retry-After`` (capped).
-  pyfirecrest's own 429 loop is switched off so there is one retry policy.
+  backoff and jitter; a 429 waits for its ``Retry-After`` (capped), and so do
+  the client's later requests (:mod:`firecrestspawner.retry`). pyfirecrest's
+  own 429 loop is switched off so there is one retry policy.
+* A 401 (FirecREST refused the access token: expired early, signed with a key
+  it no longer knows) forgets that token and repeats the request once with a
+  fresh one, for every request including submit (a 401 is answered before
+  anything runs); a second refusal is :class:`FirecrestAuthFailed`.
 * Submit is never retried blindly. Every job carries a unique name; after an
   ambiguous failure (timeout, 5xx, dropped connection) the job is looked up by
   name, and only when it is positively absent is the script submitted again.
-  A refusal by sbatch (FirecREST's 500 carrying sbatch's error) is definite:
-  it is neither retried nor looked up.
+  A refusal by the scheduler (FirecREST's 500 carrying sbatch's error, or a
+  403 for a QOS limit) is definite: it is neither retried nor looked up.
 * Only a 404 "Job not found" means a job is gone; a 404 "System not found"
   is a configuration error (:class:`SystemNotFound`).
+
+What FirecREST's answers mean (error classes, classifiers) is in
+:mod:`firecrestspawner.firecrest_errors`; every name of it is importable from
+here as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import functools
+import inspect
 import logging
 import os
-import re
 import ssl
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
-import stamina
 from firecrest import correlation_id
 from firecrest.FirecrestException import FirecrestException, UnexpectedStatusException
 from firecrest.v2 import AsyncFirecrest
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
-from .redact import redact
+from .firecrest_errors import (
+    CORRELATION_NAMESPACE,
+    MAX_ERROR_CHARS,
+    NOT_PROCESSED_STATUSES,
+    TRANSIENT_STATUSES,
+    CancelNotAccepted,
+    FileAccessFailed,
+    FirecrestAuthFailed,
+    SubmitOutcomeUnknown,
+    SubmitRefused,
+    SystemNotFound,
+    bearer_token,
+    correlation_id_for,
+    describe,
+    error_message,
+    http_status,
+    informative_text,
+    is_auth_refused,
+    is_file_missing,
+    is_job_not_found,
+    is_not_found,
+    is_system_not_found,
+    is_transient,
+    is_unprocessed,
+    release_version,
+    retry_after,
+    sbatch_refusal,
+)
+from .retry import RetryAfterGate, backoff, retrying
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-#: Statuses after which a read may be repeated.
-TRANSIENT_STATUSES = frozenset({408, 424, 429, 500, 502, 503, 504})
-#: Statuses that prove the server did not act on the request.
-NOT_PROCESSED_STATUSES = frozenset({429, 502, 503})
-#: Longest error text kept from FirecREST (whole multi-line messages otherwise).
-MAX_ERROR_CHARS = 1000
-#: Namespace of the correlation ids derived from job names
-#: (``uuid5(NAMESPACE_URL, "urn:firecrestspawner:correlation-id")``).
-CORRELATION_NAMESPACE = uuid.UUID("8e355920-ceb4-5d51-9cf2-9563ca979ab1")
-
-_RELEASE_RE = re.compile(r"\d+\.\d+\.\d+")
-#: FirecREST's wrapper around a scheduler command's failure.
-_UNEXPECTED_RE = re.compile(
-    r"Unexpected Slurm command response\.\s*exit_status:\s*(-?\d+)\s*std_err:", re.IGNORECASE
-)
-#: sbatch's own words when it refuses a job (it then exits non-zero, no job).
-_SBATCH_REFUSAL_RE = re.compile(
-    r"(?im)^\s*sbatch:\s*(?:error:|fatal:|unrecognized option|invalid option)"
-    r"|Batch job submission failed"
-)
-#: Exit statuses of a command that was killed or timed out: sbatch may have run.
-_KILLED_STATUSES = frozenset({124, 137, 143})
-#: Lines that only say what a command is doing (``scancel --verbose``).
-_CHATTER_RE = re.compile(
-    r"^(?:\w+:\s*)?(?:Terminating (?:job|step)|Signal \d+ to (?:job|step)|Sending signal)\b",
-    re.IGNORECASE,
-)
 
 
 @dataclass(frozen=True)
@@ -94,229 +100,6 @@ class ClientSettings:
     verify: bool | str = True
 
 
-class CancelNotAccepted(Exception):
-    """A cancel answered 404/500: the job ended already, or the scheduler refused.
-
-    Not retried; the caller confirms with a GET which one it was.
-    """
-
-    def __init__(self, cause: BaseException):
-        super().__init__(describe(cause))
-        self.cause = cause
-        self.message = error_message(cause)
-
-
-class SystemNotFound(Exception):
-    """FirecREST does not know the system (404 "System not found").
-
-    A configuration error (the spawner's ``req_host`` or a profile's system),
-    never evidence that a job ended.
-    """
-
-    def __init__(self, system: str, url: str, cause: BaseException | None = None):
-        super().__init__(
-            f"FirecREST at {url} has no system named {system!r} "
-            "(check req_host or the profile's system)"
-        )
-        self.system = system
-        self.url = url
-        self.cause = cause
-
-
-class SubmitRefused(Exception):
-    """sbatch refused the job (invalid partition, option, account, script...).
-
-    Definite: no job exists, so the submit is neither repeated nor looked up.
-    ``reason`` is sbatch's own text, redacted, informative line first.
-    """
-
-    def __init__(self, job_name: str, cause: BaseException):
-        self.job_name = job_name
-        self.cause = cause
-        self.reason = error_message(cause)
-        super().__init__(f"sbatch refused job {job_name}: {self.reason}")
-
-
-class SubmitOutcomeUnknown(Exception):
-    """Submit failed ambiguously and the job could not be looked up.
-
-    A job named ``job_name`` may exist; the caller should keep the name so that
-    stop() can still find and cancel it.
-    """
-
-    def __init__(self, job_name: str, cause: BaseException):
-        super().__init__(f"submission of job {job_name} has an unknown outcome: {describe(cause)}")
-        self.job_name = job_name
-        self.cause = cause
-
-
-# ----------------------------------------------------------------- errors
-
-
-def http_status(exc: BaseException) -> int | None:
-    """The HTTP status of a FirecREST error, None for transport errors."""
-    if isinstance(exc, FirecrestException):
-        with contextlib.suppress(IndexError, AttributeError):
-            return int(exc.responses[-1].status_code)
-    return None
-
-
-def _raw_message(exc: BaseException) -> str:
-    """FirecREST's ``message`` as sent (unredacted: never log or show it as is)."""
-    if isinstance(exc, FirecrestException):
-        with contextlib.suppress(Exception):
-            body = exc.responses[-1].json()
-            return str(body.get("message") or "")
-    return ""
-
-
-def informative_text(text: str) -> str:
-    """Multi-line scheduler output with the line that says what went wrong first.
-
-    ``scancel --verbose`` prints ``scancel: Terminating job N`` before its
-    error, and FirecREST prefixes the command's stderr with
-    ``Unexpected Slurm command response. exit_status:N std_err:``. Lines
-    naming an error come first, then the other lines, then progress chatter
-    and FirecREST's prefix; nothing is dropped but blank lines.
-    """
-    header = ""
-    m = _UNEXPECTED_RE.search(text)
-    if m:
-        header = f"{text[: m.start()]}{m.group(0)}".strip()
-        header = header.removesuffix("std_err:").strip()
-        text = text[m.end() :]
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    errors = [line for line in lines if "error" in line.lower()]
-    chatter = [line for line in lines if line not in errors and _CHATTER_RE.match(line)]
-    rest = [line for line in lines if line not in errors and line not in chatter]
-    ordered = errors + rest + chatter + ([header] if header else [])
-    return "\n".join(ordered)
-
-
-def error_message(exc: BaseException) -> str:
-    """FirecREST's whole ``message`` (or the exception text), redacted and bounded.
-
-    Multi-line: the informative line first (see :func:`informative_text`).
-    """
-    text = _raw_message(exc) or str(exc) or type(exc).__name__
-    text = redact(informative_text(text))
-    if len(text) > MAX_ERROR_CHARS:
-        text = text[: MAX_ERROR_CHARS - 1].rstrip() + "\u2026"
-    return text
-
-
-def describe(exc: BaseException) -> str:
-    status = http_status(exc)
-    prefix = f"HTTP {status}" if status is not None else type(exc).__name__
-    return f"{prefix}: {error_message(exc)}"
-
-
-def _message_is(exc: BaseException, status: int, expected: str) -> bool:
-    if http_status(exc) != status:
-        return False
-    return _raw_message(exc).strip().rstrip(".").lower() == expected.lower()
-
-
-def is_not_found(exc: BaseException) -> bool:
-    """Any 404 (a job, a file, a system or a path): see the two checks below."""
-    return http_status(exc) == 404
-
-
-def is_job_not_found(exc: BaseException) -> bool:
-    """A 404 "Job not found" (with or without period): the job is gone or not yet listed."""
-    return _message_is(exc, 404, "Job not found")
-
-
-def is_file_missing(exc: BaseException) -> bool:
-    """A 404 from a file operation whose command said "No such file or directory"."""
-    return http_status(exc) == 404 and "no such file or directory" in _raw_message(exc).lower()
-
-
-def is_system_not_found(exc: BaseException) -> bool:
-    """A 404 "System not found": the system name is wrong (configuration)."""
-    return _message_is(exc, 404, "System not found")
-
-
-def sbatch_refusal(exc: BaseException) -> str | None:
-    """sbatch's error text when FirecREST says sbatch refused the job, else None.
-
-    FirecREST answers a failed ``sbatch`` with 500 ``Unexpected Slurm command
-    response. exit_status:N std_err:...``. A non-zero exit with sbatch's own
-    error words means no job was created; a killed or timed-out command
-    (124, 137, 143) or any other 500 keeps the outcome unknown.
-    """
-    if http_status(exc) != 500:
-        return None
-    message = _raw_message(exc)
-    m = _UNEXPECTED_RE.search(message)
-    if m is None:
-        return None
-    status = int(m.group(1))
-    if status == 0 or status in _KILLED_STATUSES:
-        return None
-    stderr = message[m.end() :]
-    if not _SBATCH_REFUSAL_RE.search(stderr):
-        return None
-    return stderr
-
-
-def correlation_id_for(job_name: str) -> str:
-    """The ``X-Correlation-ID`` of a job's requests: a UUID derived from its name.
-
-    FirecREST accepts only UUIDs there (anything else: 400, empty body);
-    deriving it from the name lets the server's logs be matched to a job.
-    """
-    return str(uuid.uuid5(CORRELATION_NAMESPACE, job_name))
-
-
-def release_version(text: str | None) -> Version | None:
-    """The version in ``F7T-AppVersion`` when it is a release ``X.Y.Z``, else None.
-
-    Builds from FirecREST's main branch answer ``2.x.x`` (which pyfirecrest's
-    ``server_version()`` turns into ``2``); ``2``, ``2.5``, ``dev`` or an empty
-    header say nothing about which features exist and must never pin an old API.
-    """
-    text = (text or "").strip()
-    if not _RELEASE_RE.fullmatch(text):
-        return None
-    try:
-        return Version(text)
-    except InvalidVersion:  # pragma: no cover - the pattern is a valid version
-        return None
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True for errors worth repeating an idempotent request for."""
-    if isinstance(exc, httpx.TransportError):  # timeouts, resets, dropped connections
-        return True
-    return http_status(exc) in TRANSIENT_STATUSES
-
-
-def is_unprocessed(exc: BaseException) -> bool:
-    """True when the request provably never reached FirecREST's backend."""
-    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
-        return True
-    return http_status(exc) in NOT_PROCESSED_STATUSES
-
-
-def retry_after(exc: BaseException) -> float | None:
-    """Seconds from ``Retry-After`` (or ``RateLimit-Reset``) of a 429, if any."""
-    if not isinstance(exc, FirecrestException) or http_status(exc) != 429:
-        return None
-    headers = exc.responses[-1].headers
-    value = headers.get("Retry-After") or headers.get("RateLimit-Reset")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    with contextlib.suppress(TypeError, ValueError):
-        when = email.utils.parsedate_to_datetime(value)
-        return max(0.0, when.timestamp() - time.time())
-    return None
-
-
 # ----------------------------------------------------------------- auth
 
 
@@ -325,6 +108,25 @@ class _SwappableAuth:
 
     def __init__(self, auth: Any):
         self.current = auth
+
+    def invalidate(self, token: str | None) -> bool:
+        """Make the credential forget ``token``; False if it cannot give a new one.
+
+        A credential of :mod:`firecrestspawner.auth` forgets the token only if
+        it still holds it (another request may have replaced it already).
+        """
+        fn = getattr(self.current, "invalidate", None)
+        if fn is None:
+            return False
+        try:
+            takes_token = "token" in inspect.signature(fn).parameters
+        except (TypeError, ValueError):  # pragma: no cover - a builtin
+            takes_token = False
+        if takes_token:
+            fn(token=token)
+        else:
+            fn()
+        return True
 
     async def auth_headers(self) -> dict[str, str]:
         fn = getattr(self.current, "auth_headers", None)
@@ -376,9 +178,15 @@ class _AsyncFirecrest(AsyncFirecrest):
 class FirecrestClient:
     """One FirecREST identity at one URL: bounded, timed, retried calls."""
 
-    def __init__(self, url: str, auth: Any, settings: ClientSettings):
+    def __init__(self, url: str, auth: Any, settings: ClientSettings, identity: str = ""):
         self.url = url.rstrip("/")
         self.settings = settings
+        #: Who the credential is (``user:<name>``, ``sa:<client id>``), for log lines.
+        self.identity = identity
+        #: When FirecREST may be asked again after a 429 (shared by every request).
+        self.gate = RetryAfterGate(settings.max_retry_after)
+        #: Requests repeated with a fresh token after a 401 (tests, metrics).
+        self.token_retries = 0
         self._auth = _SwappableAuth(auth)
         self.loop = asyncio.get_running_loop()
         self.raw = _AsyncFirecrest(self.url, self._auth, verify=tls_context(settings.verify))
@@ -395,30 +203,52 @@ class FirecrestClient:
 
     # -- retries
 
-    def _retry_hook(self, exc: Exception) -> bool | float:
-        if not is_transient(exc):
-            return False
-        wait = retry_after(exc)
-        if wait is not None:
-            return min(wait, self.settings.max_retry_after)
-        return True
-
     async def read(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
-        """Run an idempotent request with bounded retries, backoff and jitter."""
+        """Run an idempotent request with bounded retries, backoff, jitter and Retry-After."""
         s = self.settings
-        async for attempt in stamina.retry_context(
-            on=self._retry_hook,
-            attempts=max(1, s.read_attempts),
-            timeout=s.read_deadline,
+        return await retrying(
+            what,
+            lambda: self._authenticated(what, fn),
+            url=self.url,
+            gate=self.gate,
+            attempts=s.read_attempts,
+            deadline=s.read_deadline,
             wait_initial=s.backoff_initial,
             wait_max=s.backoff_max,
             wait_jitter=s.backoff_jitter,
-        ):
-            with attempt:
-                if attempt.num > 1:
-                    log.debug("FirecREST %s: attempt %d", what, attempt.num)
-                return await fn()
-        raise AssertionError("unreachable")  # pragma: no cover
+        )
+
+    async def _authenticated(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
+        """``fn()``; after a 401, once more with a fresh access token.
+
+        The refused token is forgotten only if the credential still holds it,
+        so that a burst of requests refused together fetches one new token.
+        """
+        try:
+            return await fn()
+        except FirecrestException as e:
+            if not is_auth_refused(e):
+                raise
+            refused: FirecrestException = e
+        if not self._auth.invalidate(bearer_token(refused)):
+            raise FirecrestAuthFailed(
+                self.url, refused, identity=self.identity, retried=False
+            ) from refused
+        self.token_retries += 1
+        log.info(
+            "FirecREST at %s refused the access token of %s for %s (%s); "
+            "retrying once with a new token",
+            self.url,
+            self.identity or "this client",
+            what,
+            describe(refused),
+        )
+        try:
+            return await fn()
+        except FirecrestException as e:
+            if is_auth_refused(e):
+                raise FirecrestAuthFailed(self.url, e, identity=self.identity) from e
+            raise
 
     @contextlib.contextmanager
     def _system_checked(self, system: str) -> Iterator[None]:
@@ -573,12 +403,15 @@ class FirecrestClient:
         for attempt in range(1, attempts + 1):
             try:
                 with correlation_id(cid), self._system_checked(system):
-                    result = await self.raw.submit(
-                        system,
-                        workdir,
-                        script_str=script,
-                        env_vars=env,
-                        account=account or None,
+                    result = await self._authenticated(
+                        "submit",
+                        lambda: self.raw.submit(
+                            system,
+                            workdir,
+                            script_str=script,
+                            env_vars=env,
+                            account=account or None,
+                        ),
                     )
                 return str(result["jobId"])
             except Exception as e:
@@ -599,12 +432,8 @@ class FirecrestClient:
                         "" if again else "; giving up",
                     )
                     if again:
-                        wait = retry_after(e)
-                        await asyncio.sleep(
-                            min(wait, s.max_retry_after)
-                            if wait is not None
-                            else self._backoff(attempt)
-                        )
+                        wait = self.gate.note(e)
+                        await asyncio.sleep(wait if wait is not None else self._backoff(attempt))
                     continue
                 log.warning(
                     "Submit of %s (correlation id %s) failed ambiguously (%s); "
@@ -656,11 +485,10 @@ class FirecrestClient:
             delay = min(delay * 2, 2.0)
 
     def _backoff(self, attempt: int) -> float:
-        import random
-
         s = self.settings
-        base = min(s.backoff_max, s.backoff_initial * (2 ** (attempt - 1)))
-        return base + random.uniform(0, s.backoff_jitter)  # noqa: S311 - jitter, not crypto
+        return backoff(
+            attempt, initial=s.backoff_initial, maximum=s.backoff_max, jitter=s.backoff_jitter
+        )
 
     async def write_private_file(self, system: str, directory: str, name: str, content: str) -> str:
         """Create ``directory`` (0700) and a 0600 file ``name`` in it; return its path.
@@ -670,30 +498,39 @@ class FirecrestClient:
         duration of the upload only. If the file cannot be made private after
         the upload, it is removed again.
         """
-        with self._system_checked(system):
-            if not await self.file_exists(system, directory):
-                await self.read(
-                    "mkdir", lambda: self.raw.mkdir(system, directory, create_parents=True)
-                )
-            await self.read("chmod", lambda: self.raw.chmod(system, directory, "700"))
-            local_dir = await asyncio.to_thread(tempfile.mkdtemp, prefix="fcs-")
-            local = os.path.join(local_dir, name)
-            try:
-                await asyncio.to_thread(_write_private, local, content)
-                await self.read(
-                    "upload",
-                    lambda: self.raw.upload(system, local, directory, name, blocking=True),
-                )
-            finally:
-                await asyncio.to_thread(_remove_tree, local_dir)
-            path = f"{directory.rstrip('/')}/{name}"
-            try:
-                await self.read("chmod", lambda: self.raw.chmod(system, path, "600"))
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await self.remove_file(system, path)
-                raise
-            return path
+        operation, where = "mkdir", directory
+        try:
+            with self._system_checked(system):
+                if not await self.file_exists(system, directory):
+                    await self.read(
+                        "mkdir", lambda: self.raw.mkdir(system, directory, create_parents=True)
+                    )
+                operation = "chmod"
+                await self.read("chmod", lambda: self.raw.chmod(system, directory, "700"))
+                operation = "upload"
+                local_dir = await asyncio.to_thread(tempfile.mkdtemp, prefix="fcs-")
+                local = os.path.join(local_dir, name)
+                try:
+                    await asyncio.to_thread(_write_private, local, content)
+                    await self.read(
+                        "upload",
+                        lambda: self.raw.upload(system, local, directory, name, blocking=True),
+                    )
+                finally:
+                    await asyncio.to_thread(_remove_tree, local_dir)
+                path = where = f"{directory.rstrip('/')}/{name}"
+                operation = "chmod"
+                try:
+                    await self.read("chmod", lambda: self.raw.chmod(system, path, "600"))
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        await self.remove_file(system, path)
+                    raise
+                return path
+        except UnexpectedStatusException as e:
+            if _refused_file_operation(e):
+                raise FileAccessFailed(operation, where, e) from e
+            raise
 
     async def remove_file(self, system: str, path: str) -> bool:
         """Delete ``path``; False when it was not there (404 "No such file or directory").
@@ -730,6 +567,17 @@ class FirecrestClient:
             await self.raw.close_session()
 
 
+def _refused_file_operation(exc: BaseException) -> bool:
+    """A definite 4xx about the file (permission, path, size), not the token or a timeout."""
+    status = http_status(exc)
+    return (
+        status is not None
+        and 400 <= status < 500
+        and status not in TRANSIENT_STATUSES
+        and not is_auth_refused(exc)
+    )
+
+
 def _write_private(path: str, content: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -757,7 +605,7 @@ def get_client(url: str, identity: str, auth: Any, settings: ClientSettings) -> 
     key = (id(loop), url.rstrip("/"), identity)
     client = _pool.get(key)
     if client is None or client.loop is not loop or client.raw.is_session_closed:
-        client = FirecrestClient(url, auth, settings)
+        client = FirecrestClient(url, auth, settings, identity)
         _pool[key] = client
     else:
         client.set_auth(auth)
@@ -773,8 +621,14 @@ async def close_all() -> None:
 
 
 __all__ = [
+    "CORRELATION_NAMESPACE",
+    "MAX_ERROR_CHARS",
+    "NOT_PROCESSED_STATUSES",
+    "TRANSIENT_STATUSES",
     "CancelNotAccepted",
     "ClientSettings",
+    "FileAccessFailed",
+    "FirecrestAuthFailed",
     "FirecrestClient",
     "SubmitOutcomeUnknown",
     "SubmitRefused",
@@ -786,12 +640,15 @@ __all__ = [
     "get_client",
     "http_status",
     "informative_text",
+    "is_auth_refused",
     "is_file_missing",
     "is_job_not_found",
     "is_not_found",
     "is_system_not_found",
     "is_transient",
+    "is_unprocessed",
     "release_version",
     "retry_after",
     "sbatch_refusal",
+    "tls_context",
 ]

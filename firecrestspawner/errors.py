@@ -3,6 +3,20 @@
 JupyterHub 6 has :class:`jupyterhub.spawner.SpawnException`; 5.x only knows
 ``HTTPError`` carrying ``jupyterhub_message`` / ``jupyterhub_html_message``.
 Everything in this package raises :func:`spawn_error` so the two stay in one place.
+
+Failures below the spawner (client, auth) raise a :class:`SpawnFailure`: an
+ordinary exception that knows its cause (``spawn_reason``) and the user's
+message, so that the spawner turns it into the spawn error as it is
+(:meth:`SpawnFailure.spawn_error`, or :func:`user_error` with a fallback for
+anything else) instead of guessing the cause from where it was caught.
+
+Reasons (the ``reason`` of the spawn error, a short label for metrics and
+tests): ``identity-provider`` (no access token: the identity provider did not
+answer or refused the hub's client), ``session_expired`` (the user's login is
+no longer accepted), ``firecrest-auth`` (FirecREST refused the access token
+or its key, also after one fresh token), ``submit-refused`` (the scheduler
+refused the job), ``token-file`` (a file could not be written or read: path,
+permission), ``configuration`` (the site's configuration is wrong).
 """
 
 from __future__ import annotations
@@ -36,6 +50,63 @@ class _LegacySpawnError(HTTPError):
         self.jupyterhub_html_message = as_html(message)
         self.log_detail = log_message or message
         self.reason = reason
+
+
+class SpawnFailure(Exception):
+    """A failure whose cause the user should read, carrying its ``spawn_reason``.
+
+    ``str()`` is the detail for the hub's log (never a token); ``user_message``
+    is what the user reads. Subclasses set ``spawn_reason`` and
+    ``status_code``; the attribute is not called ``reason`` because
+    :class:`tornado.web.HTTPError` and :class:`~firecrestspawner.client.SubmitRefused`
+    already use that name for something else.
+    """
+
+    spawn_reason: str = "spawn-failed"
+    status_code: int = 500
+
+    def __init__(
+        self,
+        log_message: str,
+        *,
+        user_message: str = "",
+        spawn_reason: str | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        super().__init__(log_message)
+        self.user_message = user_message or log_message
+        if spawn_reason is not None:
+            self.spawn_reason = spawn_reason
+        if status_code is not None:
+            self.status_code = status_code
+
+    def spawn_error(self) -> HTTPError:
+        """The user-facing spawn error (``SpawnException`` on JupyterHub 6)."""
+        return spawn_error(
+            self.user_message,
+            reason=self.spawn_reason,
+            log_message=str(self),
+            status_code=self.status_code,
+        )
+
+
+def user_error(
+    exc: BaseException,
+    message: str,
+    *,
+    reason: str,
+    log_message: str | None = None,
+    status_code: int = 400,
+) -> HTTPError:
+    """``exc``'s own spawn error when it names its cause, else the one described.
+
+    For an ``except Exception`` that reports a step's failure: a
+    :class:`SpawnFailure` (identity provider down, FirecREST refused the
+    token...) keeps its reason instead of being reported as the step's.
+    """
+    if isinstance(exc, SpawnFailure):
+        return exc.spawn_error()
+    return spawn_error(message, reason=reason, log_message=log_message, status_code=status_code)
 
 
 def spawn_error(

@@ -11,6 +11,10 @@ list per system per interval.
 A job missing from the list (firecrest-v2 #177, or aged out of it) is asked
 for by id, once per interval, and only that job. Errors are results too: an
 :class:`Observation` with ``error`` set means "unknown", never "gone".
+
+A failed fetch whose answer named a ``Retry-After`` (a 429 whose tries were
+used up) is not repeated before that time, whatever age the callers accept:
+they get the failed observation until then (at most :data:`MAX_RETRY_AFTER`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,11 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from .firecrest_errors import retry_after
+
+#: Longest a ``Retry-After`` holds back the cache's next fetch (seconds).
+MAX_RETRY_AFTER = 120.0
 
 ListFetcher = Callable[[], Awaitable[list[dict]]]
 JobFetcher = Callable[[], Awaitable[dict | None]]
@@ -51,6 +60,8 @@ class _Snapshot:
     jobs: dict[str, dict] = field(default_factory=dict)
     error: BaseException | None = None
     task: asyncio.Task | None = None
+    #: No new fetch before this time (monotonic; a Retry-After of the last error).
+    not_before: float = -1e18
 
 
 def _consume(task: asyncio.Task) -> None:
@@ -70,12 +81,20 @@ class SystemStatus:
         self._by_id: dict[str, _Snapshot] = {}
         #: Requests made, for tests and metrics: {"list": n, "job": n}.
         self.requests = {"list": 0, "job": 0}
+        #: Fetches not made because a Retry-After had not elapsed.
+        self.held_back = 0
 
     async def _refresh(
         self, snap: _Snapshot, max_age: float, fetch: Callable[[], Awaitable]
     ) -> None:
-        """Bring ``snap`` to at most ``max_age`` old, sharing in-flight fetches."""
-        if snap.task is None and self._clock() - snap.fetched_at <= max_age:
+        """Bring ``snap`` to at most ``max_age`` old, sharing in-flight fetches.
+
+        Not before the server said it may be asked again (``Retry-After``).
+        """
+        now = self._clock()
+        if snap.task is None and (now - snap.fetched_at <= max_age or now < snap.not_before):
+            if now < snap.not_before:
+                self.held_back += 1
             return
         if snap.task is None:
 
@@ -86,6 +105,9 @@ class SystemStatus:
                     raise
                 except Exception as e:  # noqa: BLE001 - any failure is "unknown"
                     snap.error = e
+                    wait = retry_after(e)
+                    if wait is not None:
+                        snap.not_before = self._clock() + min(wait, MAX_RETRY_AFTER)
                 else:
                     snap.error = None
                     snap.jobs = result
@@ -137,7 +159,10 @@ class SystemStatus:
         return Observation(one.jobs.get(str(job_id)), one.fetched_at)
 
     def invalidate(self, job_id: str | None = None) -> None:
-        """Forget cached answers (after submit or cancel) so the next call fetches."""
+        """Forget cached answers (after submit or cancel) so the next call fetches.
+
+        A pending ``Retry-After`` still holds: the server asked for a pause.
+        """
         for snap in self._lists.values():
             if snap.task is None:
                 snap.fetched_at = -1e18
@@ -176,4 +201,4 @@ def reset() -> None:
     _caches.clear()
 
 
-__all__ = ["Observation", "SystemStatus", "get_status", "reset"]
+__all__ = ["MAX_RETRY_AFTER", "Observation", "SystemStatus", "get_status", "reset"]

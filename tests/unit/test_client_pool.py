@@ -7,6 +7,7 @@ import pytest
 from firecrest.FirecrestException import UnexpectedStatusException
 
 from firecrestspawner import client as fc
+from firecrestspawner.retry import RetryAfterGate
 
 
 class Auth:
@@ -80,13 +81,25 @@ def test_error_message_is_redacted():
     assert fc.describe(exc).startswith("HTTP 500")
 
 
-async def test_retry_hook_honours_and_caps_retry_after():
-    settings = fc.ClientSettings(max_retry_after=5)
-    client = fc.get_client("http://f7t-hook", "sa:x", Auth("t"), settings)
-    assert client._retry_hook(_error(429, {"Retry-After": "2"})) == 2.0
-    assert client._retry_hook(_error(429, {"Retry-After": "100"})) == 5.0
-    assert client._retry_hook(_error(503)) is True
-    assert client._retry_hook(_error(404)) is False
+def test_retry_after_gate_honours_and_caps_retry_after():
+    now = [100.0]
+    gate = RetryAfterGate(cap=5, clock=lambda: now[0])
+    assert gate.note(_error(429, {"Retry-After": "2"})) == 2.0
+    assert gate.remaining() == 2.0
+    assert gate.note(_error(429, {"Retry-After": "100"})) == 5.0  # capped
+    assert gate.remaining() == 5.0
+    assert gate.note(_error(503)) is None  # no Retry-After: the gate is unchanged
+    now[0] += 4
+    assert gate.remaining() == 1.0
+    now[0] += 2
+    assert gate.remaining() == 0.0
+
+
+async def test_each_client_has_a_gate_capped_by_its_settings():
+    client = fc.get_client(
+        "http://f7t-hook", "sa:x", Auth("t"), fc.ClientSettings(max_retry_after=5)
+    )
+    assert client.gate.note(_error(429, {"Retry-After": "100"})) == 5.0
     await fc.close_all()
 
 

@@ -129,3 +129,81 @@ async def test_cancelled_observer_does_not_cancel_shared_fetch():
         await first
     assert (await second).found
     assert calls == ["list"]
+
+
+async def test_a_429_give_up_is_not_asked_again_before_retry_after(emulator):
+    """After a read used up its tries on 429, the cache waits for Retry-After."""
+    from firecrestspawner import auth
+    from firecrestspawner import client as fc
+
+    clock = Clock()
+    cache = SystemStatus(emulator.url, emulator.system, clock=clock)
+    sa = auth.ServiceAccountAuth(emulator.client_id, emulator.client_secret, emulator.token_url)
+    settings = fc.ClientSettings(read_attempts=2, max_retry_after=0.01, backoff_jitter=0)
+    client = fc.get_client(emulator.url, "sa:retry-after", sa, settings)
+    route = "GET /compute/{system}/jobs"
+    await asyncio.to_thread(
+        emulator.admin.set_faults, rules=[{"route": route, "status": 429, "retry_after": 30}]
+    )
+    try:
+
+        async def observe():
+            return await cache.observe(
+                "1",
+                identity="sa",
+                list_jobs=lambda: client.jobs(emulator.system, allusers=True),
+                get_job=lambda: client.job(emulator.system, "1"),
+                max_age=0.5,
+            )
+
+        first = await observe()
+        assert fc.http_status(first.error) == 429
+        (rule,) = (await asyncio.to_thread(emulator.admin.faults))["stats"]
+        assert rule["fired"] == 2  # both tries of the read met the 429
+        clock.now += 29  # far beyond max_age, still within Retry-After
+        again = await observe()
+        assert again.error is first.error
+        assert cache.requests["list"] == 1
+        assert cache.held_back == 1
+        (rule,) = (await asyncio.to_thread(emulator.admin.faults))["stats"]
+        assert rule["matches"] == 2  # FirecREST was not asked
+        await asyncio.to_thread(emulator.admin.reset_faults)
+        clock.now += 2  # Retry-After elapsed: asked again
+        later = await observe()
+        assert later.error is None
+        assert cache.requests["list"] == 2
+    finally:
+        await asyncio.to_thread(emulator.admin.reset_faults)
+        await fc.close_all()
+
+
+async def test_retry_after_is_capped():
+    from firecrestspawner.status import MAX_RETRY_AFTER
+
+    clock = Clock()
+    cache = SystemStatus("http://f7t", "cluster", clock=clock)
+    calls: list[str] = []
+    import httpx
+    from firecrest.FirecrestException import UnexpectedStatusException
+
+    answer = httpx.Response(
+        429, headers={"Retry-After": "86400"}, request=httpx.Request("GET", "http://f7t/x")
+    )
+    error = UnexpectedStatusException([answer], 200)
+
+    async def observe():
+        return await cache.observe(
+            "1",
+            identity="sa",
+            list_jobs=lister([], calls, error=error),
+            get_job=getter(None, calls),
+            max_age=1,
+        )
+
+    await observe()
+    clock.now += MAX_RETRY_AFTER - 1
+    await observe()
+    assert calls == ["list"]
+    clock.now += 2
+    await observe()
+    assert calls == ["list", "list"]

@@ -2,17 +2,24 @@
 
 A job is an orphan when its name says it belongs to this hub
 (``fcs.<hub_id>.<user>.<server>.<spawn>``, see :mod:`firecrestspawner.naming`)
-but the hub has no active server (running, starting or stopping) for that user
-and server name. That happens when a hub crashed between submit and saving its
-state, when a cancel failed and the user never started again, or when a hub
-database was reset. Jobs of other hubs, jobs not named by firecrestspawner
-and jobs in an unknown state are never touched.
+but it is not the job of an active server (running, starting or stopping).
+Jobs are matched to servers by job name, the spawn's identity: the hub
+reports each active server's spawner state (``job_name``, ``job_id`` and the
+``orphans`` it recorded), so a second job of a user whose server is active
+(a lost submit answer, a cancel that failed) is an orphan too, and so is a
+job the spawner recorded as one. A server whose state names no job (a spawn
+that has not named its job yet, another spawner class) keeps every job of
+its user and server name, as does a server whose spawn is in progress.
+Orphans come from a hub that crashed between submit and saving its state, a
+cancel that failed, a submit whose answer was lost, or a hub database that
+was reset. Jobs of other hubs, jobs not named by firecrestspawner and jobs in
+an unknown state are never touched.
 
 Safety rules:
 
 * the hub is asked first (``GET /hub/api/users?state=active``, every page);
-  if that fails, or the token cannot see servers (scope ``read:servers``),
-  nothing is cancelled;
+  if that fails, or the token cannot see servers and their state (scopes
+  ``read:servers``, ``admin:server_state``), nothing is cancelled;
 * a job is cancelled only when it is older than ``--min-age``: a running job
   by its elapsed time, a queued job (FirecREST reports no submit time) by how
   long this reaper has seen it queued (kept across runs with ``--state-file``
@@ -33,11 +40,10 @@ import json
 import logging
 import os
 import random
-import re
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,139 +52,33 @@ import httpx
 import stamina
 
 from . import client as fc
-from . import naming, states
+from . import states
 from .auth import AuthError, get_service_account_auth
 from .logs import install_retry_summary
+from .reaper_plan import (
+    ActiveServer,
+    Decision,
+    hub_slug,
+    job_age,
+    parse_duration,
+    plan,
+    seen_key,
+    server_key,
+)
 from .redact import redact, register_secret
 
 log = logging.getLogger(__name__)
 
 #: Default minimum age of a job before it may be cancelled (seconds).
 DEFAULT_MIN_AGE = 600.0
-#: Scopes the hub API token needs (the service's role).
-REQUIRED_SCOPES = ("list:users", "read:servers")
+#: Scopes the hub API token needs (the service's role): the active servers
+#: and their spawners' state, which names each server's job.
+REQUIRED_SCOPES = ("list:users", "read:servers", "admin:server_state")
 _PAGINATION = "application/jupyterhub-pagination+json"
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class ReaperError(Exception):
     """A problem that stops a reap cycle before anything is cancelled."""
-
-
-# ----------------------------------------------------------------- pure logic
-
-
-def parse_duration(text: str) -> float:
-    """``600``, ``90s``, ``10m``, ``2h`` or ``1d`` to seconds; ValueError otherwise."""
-    match = _DURATION_RE.match(str(text))
-    if match is None:
-        raise ValueError(f"not a duration: {text!r} (examples: 600, 90s, 10m, 2h)")
-    return float(match.group(1)) * _UNITS[match.group(2)]
-
-
-def hub_slug(hub_id: str) -> str:
-    """The ``<hub>`` part of this hub's job names (as :func:`naming.job_name` writes it)."""
-    parsed = naming.parse_job_name(naming.job_name(hub_id, "u", "", "0"))
-    assert parsed is not None  # noqa: S101 - job_name always parses
-    return parsed.hub
-
-
-def server_key(user: str, server: str) -> tuple[str, str]:
-    """The ``(<user>, <server>)`` parts of job names of one server."""
-    parsed = naming.parse_job_name(naming.job_name("hub", user, server, "0"))
-    assert parsed is not None  # noqa: S101 - job_name always parses
-    return parsed.user, parsed.server
-
-
-@dataclass
-class Decision:
-    """What the reaper does with one job of this hub."""
-
-    system: str
-    job_id: str
-    name: str
-    user: str
-    state: str
-    #: Seconds; None when unknown (a queued job seen for the first time).
-    age: float | None
-    action: str  # "cancel" or "keep"
-    reason: str
-    result: str = ""
-
-
-def job_age(job: Mapping[str, Any], now: float, first_seen: float | None) -> float | None:
-    """How long the job has existed, as far as can be told (a lower bound).
-
-    Running: its elapsed time (FirecREST computes it, no clock skew) or
-    ``now - start``. Queued: FirecREST has no submit time, so the time since
-    the reaper first saw it. Whichever is larger.
-    """
-    ages: list[float] = []
-    if first_seen is not None:
-        ages.append(max(0.0, now - first_seen))
-    if states.phase(states.state_of(job)) is states.Phase.ALLOCATED:
-        times = job.get("time") or {}
-        elapsed, start = times.get("elapsed"), times.get("start")
-        if isinstance(elapsed, int | float) and not isinstance(elapsed, bool):
-            ages.append(float(elapsed))
-        elif isinstance(start, int | float) and not isinstance(start, bool) and start > 0:
-            ages.append(max(0.0, now - start))
-    return max(ages) if ages else None
-
-
-def plan(
-    jobs: Iterable[Mapping[str, Any]],
-    *,
-    system: str,
-    hub_id: str,
-    active: set[tuple[str, str]],
-    min_age: float,
-    now: float,
-    first_seen: Mapping[str, float],
-) -> list[Decision]:
-    """Decide, for each live job of this hub on ``system``, whether to cancel it.
-
-    ``active`` holds :func:`server_key` of every active server; ``first_seen``
-    maps :func:`seen_key` to the epoch the reaper first saw a job. Jobs of
-    other hubs, foreign jobs and ended jobs are left out of the result.
-    """
-    hub = hub_slug(hub_id)
-    out: list[Decision] = []
-    for job in jobs:
-        name = str(job.get("name") or "")
-        parsed = naming.parse_job_name(name)
-        if parsed is None or parsed.hub != hub:
-            continue
-        state = states.state_of(job)
-        phase = states.phase(state)
-        job_id = str(job.get("jobId") or "")
-        if phase not in (states.Phase.QUEUED, states.Phase.ALLOCATED) or not job_id:
-            continue  # ended, ending or unknown: nothing to do (or not safe to)
-        age = job_age(job, now, first_seen.get(seen_key(system, job_id)))
-        decision = Decision(
-            system=system,
-            job_id=job_id,
-            name=name,
-            user=str(job.get("user") or ""),
-            state=state,
-            age=age,
-            action="keep",
-            reason="",
-        )
-        if (parsed.user, parsed.server) in active:
-            decision.reason = "active server"
-        elif age is None or age < min_age:
-            decision.reason = "younger than min-age"
-        else:
-            decision.action = "cancel"
-            decision.reason = "no active server"
-        out.append(decision)
-    return out
-
-
-def seen_key(system: str, job_id: str) -> str:
-    return f"{system.lower()}/{job_id}"
 
 
 # ----------------------------------------------------------------- the hub
@@ -214,16 +114,33 @@ async def active_servers(
     page_size: int = 200,
     verify: bool | str = True,
 ) -> set[tuple[str, str]]:
-    """``(user name, server name)`` of every active server of the hub.
+    """``(user name, server name)`` of every active server of the hub."""
+    records = await active_server_records(
+        api_url, token, timeout=timeout, attempts=attempts, page_size=page_size, verify=verify
+    )
+    return {(r.user, r.server) for r in records}
+
+
+async def active_server_records(
+    api_url: str,
+    token: str,
+    *,
+    timeout: float = 30.0,
+    attempts: int = 3,
+    page_size: int = 200,
+    verify: bool | str = True,
+) -> list[ActiveServer]:
+    """Every active server of the hub, with the job its spawner's state names.
 
     Reads every page of ``GET /users?state=active``; raises :class:`ReaperError`
-    when any page fails or when the token cannot read servers, since a partial
-    answer would make live servers look orphaned.
+    when any page fails or when the token cannot read servers and their state
+    (:data:`REQUIRED_SCOPES`), since a partial answer would make live servers
+    look orphaned.
     """
     register_secret(token)
     base = api_url.rstrip("/")
     headers = {"Authorization": f"token {token}", "Accept": _PAGINATION}
-    found: set[tuple[str, str]] = set()
+    found: list[ActiveServer] = []
     async with httpx.AsyncClient(timeout=timeout, headers=headers, verify=verify) as http:
 
         async def get(url: str, params: dict[str, Any]) -> Any:
@@ -260,7 +177,7 @@ async def active_servers(
             raise ReaperError(
                 "the hub API token lacks the unfiltered scope(s) "
                 + ", ".join(lacking)
-                + " (needed to see every active server)"
+                + " (needed to see every active server and the job it runs)"
             )
         offset = 0
         while True:
@@ -281,8 +198,12 @@ async def active_servers(
                         "the hub API token cannot read servers: give the service the scopes "
                         + ", ".join(REQUIRED_SCOPES)
                     )
-                for server in user["servers"] or {}:
-                    found.add((str(user["name"]), str(server)))
+                for server, model in (user["servers"] or {}).items():
+                    found.append(
+                        ActiveServer.from_model(
+                            str(user["name"]), str(server), model if isinstance(model, dict) else {}
+                        )
+                    )
             pagination = body.get("_pagination") if isinstance(body, dict) else None
             if not pagination or not pagination.get("next"):
                 return found
@@ -377,12 +298,9 @@ class Reaper:
         """One cycle: ask the hub, list each system, cancel the orphans found."""
         s = self.settings
         report = Report(dry_run=s.dry_run)
-        active = {
-            server_key(user, server)
-            for user, server in await active_servers(
-                s.hub_api_url, s.hub_api_token, timeout=s.timeout, verify=s.verify
-            )
-        }
+        active = await active_server_records(
+            s.hub_api_url, s.hub_api_token, timeout=s.timeout, verify=s.verify
+        )
         client = self._client()
         now = time.time()
         listed: set[str] = set()
@@ -424,27 +342,44 @@ class Reaper:
         return report
 
     async def _cancel(self, client: fc.FirecrestClient, decision: Decision) -> str:
-        system, job_id = decision.system, decision.job_id
+        result = await cancel_and_confirm(client, decision.system, decision.job_id)
+        if result == "cancelled":
+            log.info(
+                "Cancelled orphaned job %s (%s) of %s on %s: %s",
+                decision.job_id,
+                decision.name,
+                decision.user,
+                decision.system,
+                decision.reason,
+            )
+        else:
+            log.warning(
+                "Job %s (%s) on %s: %s", decision.job_id, decision.name, decision.system, result
+            )
+        return result
+
+
+async def cancel_and_confirm(client: fc.FirecrestClient, system: str, job_id: str) -> str:
+    """Cancel one job; a refused cancel is confirmed with a GET of the job.
+
+    Returns ``"cancelled"``, ``"already ended"`` or one line saying why not
+    (never raises for FirecREST's answers). Self-contained on purpose: the
+    spawner's job control does the same steps, and this function is the one
+    place to swap for a shared cancel-and-confirm.
+    """
+    try:
+        await client.cancel(system, job_id)
+    except fc.CancelNotAccepted as refused:
         try:
-            await client.cancel(system, job_id)
-        except fc.CancelNotAccepted as refused:
-            try:
-                job = await client.job(system, job_id)
-            except Exception as e:  # noqa: BLE001 - reported
-                return f"refused ({refused.message}); state unknown: {_describe(e)}"
-            if job is None or states.is_gone(states.state_of(job)):
-                return "already ended"
-            return f"refused: {refused.message}"
+            job = await client.job(system, job_id)
         except Exception as e:  # noqa: BLE001 - reported
-            return f"failed: {_describe(e)}"
-        log.info(
-            "Cancelled orphaned job %s (%s) of %s on %s",
-            job_id,
-            decision.name,
-            decision.user,
-            system,
-        )
-        return "cancelled"
+            return f"refused ({refused.message}); state unknown: {_describe(e)}"
+        if job is None or states.is_gone(states.state_of(job)):
+            return "already ended"
+        return f"refused: {refused.message}"
+    except Exception as e:  # noqa: BLE001 - reported
+        return f"failed: {_describe(e)}"
+    return "cancelled"
 
 
 def _describe(exc: BaseException) -> str:
@@ -674,12 +609,15 @@ def run(args: argparse.Namespace) -> int:
 __all__ = [
     "DEFAULT_MIN_AGE",
     "REQUIRED_SCOPES",
+    "ActiveServer",
     "Decision",
     "ReapSettings",
     "Reaper",
     "ReaperError",
     "Report",
+    "active_server_records",
     "active_servers",
+    "cancel_and_confirm",
     "format_report",
     "hub_slug",
     "job_age",

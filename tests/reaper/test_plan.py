@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from firecrestspawner import naming
-from firecrestspawner.reaper import hub_slug, job_age, parse_duration, plan, seen_key, server_key
+from firecrestspawner.reaper import (
+    ActiveServer,
+    hub_slug,
+    job_age,
+    parse_duration,
+    plan,
+    seen_key,
+    server_key,
+)
 
 NOW = 1_800_000_000.0
 HUB = "Site Hub"
@@ -125,3 +133,92 @@ def test_plan_min_age_zero_still_needs_an_age():
     assert decide([job(ours("r"), elapsed=0)], min_age=0) == {
         ours("r"): ("cancel", "no active server")
     }
+
+
+def decide_servers(jobs, servers, *, min_age=600):
+    return {
+        d.name: (d.action, d.reason)
+        for d in plan(
+            jobs,
+            system="cluster",
+            hub_id=HUB,
+            active=servers,
+            min_age=min_age,
+            now=NOW,
+            first_seen={},
+        )
+    }
+
+
+def server(user="alice", name="", **state):
+    """An active server whose spawner state is ``state`` (None: the hub gave no state)."""
+    model = {"pending": state.pop("pending", None)}
+    if state.get("state", True) is not None:
+        model["state"] = {k: v for k, v in state.items() if k != "state"}
+    return ActiveServer.from_model(user, name, model)
+
+
+def test_jobs_are_matched_to_servers_by_job_name():
+    current, extra = ours("alice", spawn="cur1"), ours("alice", spawn="old1")
+    jobs = [job(current, elapsed=3600, job_id="1"), job(extra, elapsed=3600, job_id="2")]
+    assert decide_servers(jobs, [server(job_name=current, job_id="1")]) == {
+        current: ("keep", "active server"),
+        extra: ("cancel", "not the job of the active server"),
+    }
+    # min-age still protects a young extra job
+    young = [job(extra, elapsed=30, job_id="2")]
+    assert decide_servers(young, [server(job_name=current)]) == {
+        extra: ("keep", "younger than min-age")
+    }
+
+
+@pytest.mark.parametrize(
+    ("active", "reason"),
+    [
+        pytest.param(server(state=None), "active server", id="state-not-readable"),
+        pytest.param(server(), "active server", id="state-names-no-job"),
+        pytest.param(
+            server(job_name="x", pending="spawn"), "spawn in progress", id="spawn-in-progress"
+        ),
+        pytest.param(server(job_id="2"), "active server", id="legacy-state-with-job-id"),
+    ],
+)
+def test_a_server_whose_state_cannot_tell_keeps_its_jobs(active, reason):
+    other = ours("alice", spawn="zzz9")
+    assert decide_servers([job(other, elapsed=3600, job_id="2")], [active]) == {
+        other: ("keep", reason)
+    }
+
+
+def test_legacy_state_with_another_job_id_is_an_extra_job():
+    other = ours("alice", spawn="zzz9")
+    assert decide_servers([job(other, elapsed=3600, job_id="3")], [server(job_id="2")]) == {
+        other: ("cancel", "not the job of the active server")
+    }
+
+
+def test_orphans_recorded_by_the_spawner_are_cancelled():
+    current = ours("alice", spawn="cur1")
+    by_name, by_id = ours("alice", spawn="lost1"), ours("bob", spawn="lost2")
+    jobs = [
+        job(current, elapsed=3600, job_id="1"),
+        job(by_name, elapsed=3600, job_id="2"),
+        job(by_id, elapsed=3600, job_id="3"),
+    ]
+    servers = [
+        server(job_name=current, orphans=[{"job_name": by_name}]),  # no job id: a lost submit
+        server(
+            "carol",
+            orphans=[{"job_id": "3", "system": "Cluster", "job_name": ""}, "not a dict"],
+        ),
+    ]
+    assert decide_servers(jobs, servers) == {
+        current: ("keep", "active server"),
+        by_name: ("cancel", "recorded as an orphan by its spawner"),
+        by_id: ("cancel", "recorded as an orphan by its spawner"),
+    }
+    # An orphan's id on another system is another job.
+    other_system = [{"job_id": "3", "system": "other"}]
+    assert decide_servers([job(by_id, elapsed=3600, job_id="3")], [server(orphans=other_system)])[
+        by_id
+    ] == ("cancel", "no active server")

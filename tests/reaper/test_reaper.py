@@ -2,7 +2,7 @@
 
 The emulator's service account is an operator (it may cancel any user's job);
 the hub API token belongs to a service whose role has only the minimal scopes
-(``list:users``, ``read:servers``). Jobs are submitted directly through
+(``list:users``, ``read:servers``, ``admin:server_state``). Jobs are submitted directly through
 FirecREST as their users, with names of this hub, of another hub and of no hub.
 The command runs as a subprocess, as a site or a JupyterHub service runs it.
 """
@@ -229,6 +229,47 @@ async def test_reap_cancels_only_old_orphans_of_this_hub(app, emulator, hub_toke
         await stop_server(app, alive.name)
 
 
+async def test_an_extra_job_of_an_active_server_and_recorded_orphans_are_reaped(
+    app, emulator, hub_token, jobs, tmp_path
+):
+    """Jobs are matched to servers by the job name the spawner's state holds."""
+    user = add_user(app.db, app, name=new_username("named"))
+    await start_server(app, user.name)
+    spawner = app.users[user.name].spawner
+    name = naming.job_name
+    current_name = name(HUB_ID, user.name, "", "cur1")
+    extra_name = name(HUB_ID, user.name, "", "dup1")  # a lost submit answer's twin
+    orphan_name = name(HUB_ID, user.name, "", "lost1")  # recorded by name, no id
+    try:
+        current = await submit(emulator, jobs, tmp_path, user.name, current_name)
+        extra = await submit(emulator, jobs, tmp_path, user.name, extra_name)
+        orphan = await submit(emulator, jobs, tmp_path, user.name, orphan_name)
+        # What FirecRESTSpawner.get_state() reports for this server.
+        spawner.get_state = lambda: {
+            "job_id": current,
+            "job_name": current_name,
+            "system": emulator.system,
+            "orphans": [{"job_name": orphan_name, "job_id": "", "system": emulator.system}],
+        }
+        await wait_elapsed(emulator, [current, extra, orphan], 2)
+        rc, report, err = await reap(app, emulator, hub_token, "--min-age", "2s")
+        assert rc == 0, err
+        cancelled = by_id(report["cancel"])
+        assert {j: cancelled[j]["result"] for j in cancelled} == {
+            extra: "cancelled",
+            orphan: "cancelled",
+        }
+        assert cancelled[extra]["reason"] == "not the job of the active server"
+        assert cancelled[orphan]["reason"] == "recorded as an orphan by its spawner"
+        assert by_id(report["keep"])[current]["reason"] == "active server"
+        for job_id in (extra, orphan):
+            assert (await final(emulator, job_id))["status"]["state"].startswith("CANCELLED")
+        assert is_live((await states(emulator))[current])
+    finally:
+        spawner.__dict__.pop("get_state", None)
+        await stop_server(app, user.name)
+
+
 async def test_queued_orphan_is_reaped_once_seen_long_enough(
     app, emulator, hub_token, jobs, tmp_path
 ):
@@ -264,6 +305,11 @@ async def test_token_without_server_scopes_cancels_nothing(
     assert rc == 2, err
     assert "read:servers" in report["error"]
     assert "nothing cancelled" in report["error"]
+    # Without the spawners' state, jobs cannot be matched by name.
+    no_state = create_service_with_scopes("list:users", "read:servers").new_api_token()
+    rc, report, err = await reap(app, emulator, no_state, "--min-age", "0")
+    assert rc == 2, err
+    assert "admin:server_state" in report["error"]
     # Scopes filtered to a group would hide servers too.
     filtered = create_service_with_scopes("list:users!group=x", "read:servers").new_api_token()
     rc, report, _ = await reap(app, emulator, filtered, "--min-age", "0")

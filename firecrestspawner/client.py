@@ -462,6 +462,40 @@ class FirecrestClient:
                     )
         raise last if last is not None else RuntimeError("submit_attempts must be >= 1")
 
+    async def submit_once(
+        self,
+        system: str,
+        *,
+        job_name: str,
+        workdir: str,
+        script: str,
+        env: dict[str, str],
+        account: str | None = None,
+    ) -> str:
+        """One submit request, no retry and no lookup: the caller decides.
+
+        Only a 401 is repeated, once, with a fresh token (FirecREST answers it
+        before anything runs). Raises :class:`SubmitRefused` when the
+        scheduler refused the job, :class:`SystemNotFound` for an unknown
+        system, :class:`FirecrestAuthFailed` when the token is refused again,
+        else the request's error as it is (:func:`is_unprocessed` tells
+        whether FirecREST provably did not act on it).
+        """
+        await self.ensure_version()
+        try:
+            with correlation_id(correlation_id_for(job_name)), self._system_checked(system):
+                result = await self._authenticated(
+                    "submit",
+                    lambda: self.raw.submit(
+                        system, workdir, script_str=script, env_vars=env, account=account or None
+                    ),
+                )
+        except Exception as e:
+            if sbatch_refusal(e) is not None:
+                raise SubmitRefused(job_name, e) from e
+            raise
+        return str(result["jobId"])
+
     async def _lookup_after_ambiguous(
         self, system: str, job_name: str, cause: BaseException
     ) -> str | None:

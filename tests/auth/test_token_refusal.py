@@ -125,14 +125,15 @@ async def test_a_burst_refused_together_fetches_one_new_token(emulator):
     assert cred.token_requests == 2
 
 
-async def test_submit_refused_with_an_old_key_is_submitted_once(emulator, tmp_path):
+@pytest.mark.parametrize("method", ["submit", "submit_once"])
+async def test_submit_refused_with_an_old_key_is_submitted_once(emulator, tmp_path, method):
     cred = user_credential(emulator, "rot-submit")
     client = user_client(emulator, cred)
     await client.jobs(emulator.system)
     rotate_signing_key(emulator)
     emulator.admin.clear_requests()
-    name = "fcs.rot.submit._.a1"
-    job_id = await client.submit(
+    name = f"fcs.rot.submit._.{method.replace('_', '')}"
+    job_id = await getattr(client, method)(
         emulator.system,
         job_name=name,
         workdir=str(tmp_path),

@@ -239,10 +239,35 @@ def test_only_job_not_found_means_gone(status, message, job_gone, system_missing
         pytest.param(500, SCANCEL_DENIED, False, id="not-sbatch"),
         pytest.param(408, "Command execution timeout limit exceeded.", False, id="408"),
         pytest.param(400, SBATCH_PARTITION, False, id="not-a-500"),
+        pytest.param(
+            403,
+            "sbatch: error: QOSMaxSubmitJobPerUserLimit\n"
+            "sbatch: error: Batch job submission failed: Job violates accounting/QOS policy",
+            True,
+            id="403-qos-limit",
+        ),
+        pytest.param(403, "Not authenticated", False, id="403-no-token"),
+        pytest.param(401, "Access token expired", False, id="401"),
     ],
 )
 def test_sbatch_refusal(status, message, refused):
     assert (fc.sbatch_refusal(_error_with(status, message)) is not None) is refused
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "refused"),
+    [
+        pytest.param(401, "Token's public key not found.", True, id="401-key"),
+        pytest.param(401, "Access token expires too soon (less than 30s remaining).", True,
+                     id="401-ttl"),
+        pytest.param(403, "Not authenticated", True, id="403-old-fastapi"),
+        pytest.param(403, "Remote process failed ... Permission denied", False, id="403-file"),
+        pytest.param(403, "Job violates accounting/QOS policy", False, id="403-qos"),
+        pytest.param(404, "Job not found.", False, id="404"),
+    ],
+)  # fmt: skip
+def test_auth_refusal(status, message, refused):
+    assert fc.is_auth_refused(_error_with(status, message)) is refused
 
 
 def test_correlation_id_is_a_uuid5_of_the_job_name():

@@ -315,7 +315,8 @@ async def _run_job(
                     "see FirecREST's message; check the profile's partition, account and "
                     "time limit (firecrestspawner render shows the script)")  # fmt: skip
     where = f" (profile {plan.profile!r})" if plan.profile else ""
-    lines.append(f"job {job_id} submitted as {o.user} on {plan.system}{where}")
+    lines.append(f"job {job_id} submitted as {o.user} on {plan.system}{where}, "
+                 f"reporting to {report_url}")  # fmt: skip
     try:
         return await _follow(doctor, plan, listener, job_id, job_name, timeout, lines)
     finally:

@@ -8,6 +8,7 @@ emulator's in-process scheduler, with the site's own wrapper.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -215,9 +216,13 @@ async def test_unknown_system_fails_and_lists_the_systems_firecrest_has(
 
 
 async def test_hub_api_unreachable_from_the_job_fails_the_probe_and_names_hub_connect_url(
-    healthy: RunningEmulator, tmp_path: Path
+    healthy: RunningEmulator, tmp_path: Path, request: pytest.FixtureRequest
 ):
-    closed = free_port()
+    # A port bound but not listening: connections to it are refused for the whole test.
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    closed = holder.getsockname()[1]
+    request.addfinalizer(holder.close)
     path = write_config(
         tmp_path, healthy, extra=f'c.JupyterHub.hub_connect_url = "http://127.0.0.1:{closed}"\n'
     )

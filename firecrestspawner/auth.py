@@ -41,8 +41,8 @@ import httpx
 import stamina
 from tornado.web import HTTPError
 
-from .client import tls_context
 from .errors import SpawnFailure
+from .pyfirecrest_adapter import tls_context
 from .redact import forget_owners, redact, register_secret
 
 log = logging.getLogger(__name__)

@@ -8,28 +8,21 @@ one to fix. FirecREST is reached only through :class:`FirecrestClient`
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import inspect
 import secrets
-import time
-import types
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from .. import states
 from ..auth import AuthError, AuthorizationCodeFlowAuth, ServiceAccountAuth, SessionExpired
 from ..client import ClientSettings, FirecrestClient, describe, http_status
 from ..profiles import ProfileDirectory, ProfileSet
-from ..profiles.options import OptionError, UserInfo, validate_options, visible_profiles
-from ..profiles.script import ScriptRejected, ScriptTemplateError, log_path, render_batch_script
 from ..redact import register_secret
-from ..request import ensure_job_name
+from .jobs import check_operator
+from .nodes import check_node_names
+from .probe import run_probe
 from .report import Report, Step
-from .settings import HubSettings, config_req, job_workdir, setting_name
+from .settings import HubSettings, job_workdir, setting_name
 
 #: The environment variable the user's token is read from by default.
 TOKEN_ENV = "FIRECRESTSPAWNER_DOCTOR_TOKEN"  # noqa: S105 - a variable name
@@ -58,23 +51,6 @@ class Target:
     url: str
     system: str
     profiles: tuple[str, ...] = ()
-
-
-@dataclass
-class JobPlan:
-    """How a doctor job is written for one profile (or classic mode)."""
-
-    url: str
-    system: str
-    workdir: str
-    scheduler: str
-    profile: str
-    regexes: states.StateRegexes
-    render: Callable[[str, str], str]
-
-    def script(self, cmd: str, job_name: str) -> str:
-        text = self.render(cmd, job_name)
-        return ensure_job_name(text, job_name, self.scheduler)[0]
 
 
 class _AccessToken:
@@ -173,11 +149,9 @@ class Doctor:
                 await self.check_sa_jobs()
                 await self.check_user()
                 await self.check_workdir()
-                await self.check_operator()
-                await self.check_node_names()
+                await check_operator(self)
+                await check_node_names(self)
                 if self.options.probe:
-                    from .probe import run_probe
-
                     await run_probe(self)
         finally:
             await self.close()
@@ -655,31 +629,25 @@ class Doctor:
         for t in self.targets:
             if (t.url, t.system) not in self.healthy:
                 continue
-            try:
-                plan = self.plan(t.profiles[0] if t.profiles else "")
-            except PlanError as e:
-                problems.append(f"{t.system}: {e}")
-                continue
-            key = (plan.url, plan.system, plan.workdir)
-            if key in done:
-                continue
-            done.add(key)
-            client = self.user_client(plan.url)
-            assert client is not None  # noqa: S101
-            directory = f"{plan.workdir.rstrip('/')}/.firecrestspawner"
-            name = f"doctor-{self.nonce}"
-            try:
-                path = await client.write_private_file(
-                    plan.system, directory, name, "firecrestspawner doctor\n"
+            for workdir in self._workdirs(t):
+                if (t.url, t.system, workdir) in done:
+                    continue
+                done.add((t.url, t.system, workdir))
+                client = self.user_client(t.url)
+                assert client is not None  # noqa: S101
+                directory = f"{workdir.rstrip('/')}/.firecrestspawner"
+                try:
+                    path = await client.write_private_file(
+                        t.system, directory, f"doctor-{self.nonce}", "firecrestspawner doctor\n"
+                    )
+                    await client.remove_file(t.system, path)
+                except Exception as e:  # noqa: BLE001 - reported
+                    problems.append(f"{t.system}:{workdir}: {describe(e)}")
+                    continue
+                lines.append(
+                    f"{t.system}:{workdir}: {self.options.user} can create a private "
+                    "file in .firecrestspawner/ (where the API token file goes)"
                 )
-                await client.remove_file(plan.system, path)
-            except Exception as e:  # noqa: BLE001 - reported
-                problems.append(f"{plan.system}:{plan.workdir}: {describe(e)}")
-                continue
-            lines.append(
-                f"{plan.system}:{plan.workdir}: {self.options.user} can create a private "
-                "file in .firecrestspawner/ (where the API token file goes)"
-            )
         if problems:
             source = (
                 "the system's workdir in the profile file"
@@ -701,383 +669,17 @@ class Doctor:
         else:
             self.report.add(Step("workdir", title, "skip", "no healthy system"))
 
-    # ------------------------------------------------------------ jobs of the doctor
-
-    def plan(self, profile_id: str = "") -> JobPlan:
-        """How to write a job for ``profile_id`` (or the default profile) as the user."""
+    def _workdirs(self, t: Target) -> list[str]:
+        """The user's job directories on ``t``: one per distinct profile workdir."""
         user = self.options.user
-        base = {**config_req(self.sp), "username": user}
-        if not self.settings.profile_mode:
-            workdir = job_workdir(self.sp, user)
-            template = str(self.sp.batch_script or "")
-            trusted = set(base) - {"username"}
-
-            def render_classic(cmd: str, job_name: str) -> str:
-                variables = {**base, "cmd": cmd, "job_name": job_name, "workdir": workdir}
-                try:
-                    return render_batch_script(
-                        template, variables, name="batch_script", trusted={*trusted, "cmd"}
-                    )
-                except (ScriptRejected, ScriptTemplateError) as e:
-                    raise PlanError(f"{self.name('batch_script')}: {e}") from None
-
-            return JobPlan(
-                url=str(self.sp.firecrest_url).rstrip("/"),
-                system=str(self.sp.req_host),
-                workdir=workdir,
-                scheduler="slurm",
-                profile="",
-                regexes=_classic_regexes(self.sp),
-                render=render_classic,
-            )
-        ps = self.profile_set
-        assert ps is not None  # noqa: S101
-        who = UserInfo(user, tuple(self.options.groups))
-        visible = visible_profiles(ps, who)
-        if profile_id:
-            if profile_id not in ps:
-                raise PlanError(f"no profile {profile_id!r} (profiles: {', '.join(ps.ids)})")
-        elif visible:
-            profile_id = next((p.id for p in visible if p.default), visible[0].id)
-        else:
-            raise PlanError(f"{user} may use no profile (check the profiles' users/groups)")
-        try:
-            vo = validate_options(ps, {"profile": profile_id}, user=who, cluster=None, base=base)
-        except OptionError as e:
-            raise PlanError(
-                f"profile {profile_id!r} with its defaults, as {user}: {e.field}: {e.message}"
-            ) from None
-        p = vo.profile
-        workdir = job_workdir(self.sp, user, p.workdir)
-
-        def render_profile(cmd: str, job_name: str) -> str:
-            try:
-                return vo.render_script(cmd=cmd, job_name=job_name, workdir=workdir)
-            except (OptionError, ScriptRejected, ScriptTemplateError) as e:
-                raise PlanError(f"profile {p.id!r}: {e}") from None
-
-        return JobPlan(
-            url=str(p.firecrest_url or self.sp.firecrest_url).rstrip("/"),
-            system=p.system,
-            workdir=workdir,
-            scheduler=p.scheduler,
-            profile=p.id,
-            regexes=p.states,
-            render=render_profile,
-        )
-
-    async def submit(self, plan: JobPlan, cmd: str, job_name: str, env: dict[str, str]) -> str:
-        """Submit a doctor job as the user; returns its id."""
-        from ..jobenv import job_environment
-
-        client = self.user_client(plan.url)
-        assert client is not None  # noqa: S101
-        script = plan.script(cmd, job_name)
-        return await client.submit(
-            plan.system,
-            job_name=job_name,
-            workdir=plan.workdir,
-            script=script,
-            env=job_environment(env),
-        )
-
-    async def job_output(self, plan: JobPlan, job_id: str, job_name: str) -> str:
-        """The end of the job's output file ("" when it cannot be read)."""
-        client = self.user_client(plan.url)
-        if client is None:
-            return ""
-        path = ""
-        with contextlib.suppress(Exception):  # fall back to the built-in templates' path
-            meta = await client.metadata(plan.system, job_id)
-            path = str((meta or {}).get("standardOutput") or "")
-        path = path or log_path(plan.workdir, job_name)
-        try:
-            return await client.tail(plan.system, path, lines=20)
-        except Exception:  # noqa: BLE001 - nothing to show
-            return ""
-
-    async def cancel_quietly(self, plan: JobPlan, job_id: str) -> None:
-        client = self.user_client(plan.url)
-        if client is None:
-            return
-        with contextlib.suppress(Exception):  # already ended, or reported by the caller
-            await client.cancel(plan.system, job_id)
-
-    # ------------------------------------------------------------ operator
-
-    async def check_operator(self) -> None:
-        title = "Service account cancels other users' jobs"
-        sp = self.sp
-        relied = bool(sp.stop_with_service_account)
-        if not (self.sa_ok and self.user_ok):
-            self.report.add(
-                Step(
-                    "sa-operator",
-                    title,
-                    "skip",
-                    "needs the service account token and the user credential (--user): "
-                    "a job of the user is submitted, then cancelled by the service account",
-                )
-            )
-            return
-        try:
-            plan = self.plan(self.options.profile)
-        except PlanError as e:
-            self.report.add(Step("sa-operator", title, "fail", str(e), _PLAN_FIX))
-            return
-        if (plan.url, plan.system) not in self.healthy:
-            self.report.add(Step("sa-operator", title, "skip", f"{plan.system} is not healthy"))
-            return
-        sa = self.sa_client(plan.url)
-        user = self.user_client(plan.url)
-        assert sa is not None  # noqa: S101
-        assert user is not None  # noqa: S101
-        job_name = f"fcs-doctor.{self.nonce}.rights"
-        try:
-            job_id = await self.submit(plan, "sleep 300", job_name, {})
-        except Exception as e:  # noqa: BLE001 - reported
-            self.report.add(
-                Step(
-                    "sa-operator",
-                    title,
-                    "fail",
-                    f"could not submit a test job as {self.options.user} on {plan.system}: "
-                    f"{describe(e)}",
-                    _PLAN_FIX,
-                )
-            )
-            return
-        lines = [f"submitted job {job_id} ({job_name}) as {self.options.user} on {plan.system}"]
-        try:
-            seen = await self._sa_sees(sa, plan.system, job_id)
-            if not seen:
-                self.report.add(
-                    Step(
-                        "sa-operator",
-                        title,
-                        "fail",
-                        "\n".join(
-                            [*lines, "the service account's all-users job list does not show it"]
-                        ),
-                        "the service account must see every user's jobs: with Slurm's "
-                        "PrivateData=jobs it must be an operator or administrator "
-                        f"(sacctmgr modify user {self._sa_name(plan.system)} set "
-                        "adminlevel=operator)",
-                    )
-                )
-                return
-            lines.append("the service account lists it among all users' jobs")
-            refused = await self._sa_cancel(sa, user, plan.system, job_id)
-        finally:
-            await self.cancel_quietly(plan, job_id)
-        if refused is None:
-            lines.append("the service account cancelled it")
-            self.report.add(Step("sa-operator", title, "pass", "\n".join(lines)))
-            return
-        lines.append(f"the service account could not cancel it: {refused}")
-        why = (
-            f"{self.name('stop_with_service_account')} is on: the hub cancels jobs of users "
-            "whose login expired with it (and `firecrestspawner reap` needs it too)"
-        )
-        self.report.add(
-            Step(
-                "sa-operator",
-                title,
-                "fail" if relied else "warn",
-                "\n".join([*lines, why if relied else "stop_with_service_account is off"]),
-                "make the service account's cluster account a scheduler operator "
-                f"(Slurm: sacctmgr modify user {self._sa_name(plan.system)} set "
-                "adminlevel=operator)"
-                + (
-                    ""
-                    if not relied
-                    else f", or set {self.name('stop_with_service_account')} "
-                    "= False (then an expired login cannot stop its server)"
-                ),
-            )
-        )
-
-    def _sa_name(self, system: str) -> str:
-        return self.sa_unix_user.get(system) or "<service account>"
-
-    async def _sa_sees(self, sa: FirecrestClient, system: str, job_id: str) -> bool:
-        deadline = time.monotonic() + 15
-        while True:
-            jobs = await sa.jobs(system, allusers=True)
-            if any(str(j.get("jobId")) == job_id for j in jobs):
-                return True
-            if time.monotonic() > deadline:
-                return False
-            await asyncio.sleep(1.0)
-
-    async def _sa_cancel(
-        self, sa: FirecrestClient, user: FirecrestClient, system: str, job_id: str
-    ) -> str | None:
-        """None when the service account's cancel ended the job, else why not."""
-        from ..client import CancelNotAccepted
-
-        try:
-            await sa.cancel(system, job_id)
-        except CancelNotAccepted as e:
-            return e.message
-        except Exception as e:  # noqa: BLE001 - reported
-            return describe(e)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            job = await user.job(system, job_id)
-            if job is None or states.is_gone(states.state_of(job)):
-                return None
-            await asyncio.sleep(1.0)
-        return "the job was still there 30 s after the cancel was accepted"
-
-    # ------------------------------------------------------------ node names
-
-    async def check_node_names(self) -> None:
-        title = "Node names resolve from this host"
-        lines, problems, fixes = [], [], []
-        checked = False
-        for t in self.targets:
-            if (t.url, t.system) not in self.healthy:
-                continue
-            client = self.any_client(t.url)
-            if client is None:
-                continue
-            checked = True
-            try:
-                nodes = await client.read("nodes", lambda c=client, s=t.system: c.raw.nodes(s))
-            except Exception as e:  # noqa: BLE001 - reported
-                problems.append(f"{t.system}: cannot list nodes: {describe(e)}")
-                continue
-            names = [str(n.get("name")) for n in nodes if isinstance(n, dict) and n.get("name")]
-            if not names:
-                problems.append(f"{t.system}: FirecREST lists no nodes")
-                continue
-            sample = names[: max(1, self.options.max_nodes)]
-            regexes = self._regexes_for(t)
-            results = await asyncio.gather(*(self._resolve_node(n, regexes) for n in sample))
-            bad = [(n, h, why) for n, h, why in results if why]
-            if bad:
-                shown = "; ".join(f"{n} -> {h or '(empty)'}: {why}" for n, h, why in bad[:5])
-                more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
-                problems.append(
-                    f"{t.system}: {len(bad)} of {len(sample)} node(s) do not resolve: {shown}{more}"
-                )
-                fixes.append(self._node_fix(bad[0]))
-            else:
-                n, h, _ = results[0]
-                lines.append(
-                    f"{t.system}: {len(sample)} of {len(names)} node(s) resolve (e.g. {n} -> {h})"
-                )
-        if problems:
-            self.report.add(
-                Step(
-                    "node-names",
-                    title,
-                    "fail",
-                    "\n".join([*lines, *problems]),
-                    "\n".join(dict.fromkeys(fixes)),
-                )
-            )
-        elif checked:
-            self.report.add(Step("node-names", title, "pass", "\n".join(lines)))
-        else:
-            self.report.add(
-                Step("node-names", title, "skip", "needs a healthy system and a credential")
-            )
-
-    def _regexes_for(self, t: Target) -> states.StateRegexes:
-        if self.profile_set is not None and t.profiles:
-            profile = self.profile_set.get(t.profiles[0])
+        if self.profile_set is None:
+            return [job_workdir(self.sp, user)]
+        found = []
+        for profile_id in t.profiles:
+            profile = self.profile_set.get(profile_id)
             if profile is not None:
-                return profile.states
-        return _classic_regexes(self.sp)
-
-    def _node_fix(self, bad: tuple[str, str, str]) -> str:
-        node, host, _ = bad
-        if getattr(self.sp, "custom_state_gethost", None):
-            return (
-                f"{self.name('custom_state_gethost')} must return a name or address of the "
-                "job's node that this host (where the proxy runs) resolves"
-            )
-        template = str(getattr(self.sp, "node_name_template", "") or "")
-        if template:
-            return (
-                f"set {self.name('node_name_template')} so that "
-                f"{template!r}.format(node) is a name the proxy's host resolves "
-                f"(now {node!r} -> {host!r}); or empty to use the node name as it is"
-            )
-        return (
-            f"set {self.name('node_name_template')} (e.g. '{{}}.cluster.example.org') so "
-            f"that the node name ({node!r}) becomes a name the proxy's host resolves, or "
-            "add the nodes to DNS / /etc/hosts"
-        )
-
-    async def gethost(
-        self, node: str, regexes: states.StateRegexes, job: dict | None = None
-    ) -> str:
-        """The host the hub would connect to for a job on ``node`` (the spawner's rule)."""
-        hook = getattr(self.sp, "custom_state_gethost", None)
-        job_status = states.job_status_string("RUNNING", node)
-        if hook:
-            stand_in = types.SimpleNamespace(
-                job_status=job_status,
-                job=job or {"jobId": "0", "nodes": node, "status": {"state": "RUNNING"}},
-                job_id=str((job or {}).get("jobId") or "0"),
-                user=types.SimpleNamespace(name=self.options.user or "doctor"),
-                node_name_template=getattr(self.sp, "node_name_template", ""),
-                log=__import__("logging").getLogger("firecrestspawner.doctor"),
-            )
-            result = hook(stand_in)
-            if inspect.isawaitable(result):
-                result = await asyncio.wait_for(result, self.options.timeout)
-            return str(result or "").strip()
-        found = states.gethost(job_status, regexes.exechost, regexes.exechost_exp)
-        template = str(getattr(self.sp, "node_name_template", "") or "")
-        if not found:
-            return ""
-        return template.format(found) if template else found
-
-    async def _resolve_node(self, node: str, regexes: states.StateRegexes) -> tuple[str, str, str]:
-        try:
-            host = await self.gethost(node, regexes)
-        except Exception as e:  # noqa: BLE001 - a site hook or a bad template
-            return node, "", f"{type(e).__name__}: {e}"
-        if not host:
-            return node, "", "no host (check state_exechost_re)"
-        why = await resolve(host, self.options.timeout)
-        return node, host, why
+                found.append(job_workdir(self.sp, user, profile.workdir))
+        return list(dict.fromkeys(found))
 
 
-async def resolve(host: str, timeout: float) -> str:
-    """ "" when ``host`` resolves (a bounded ``getaddrinfo``), else why not."""
-    loop = asyncio.get_running_loop()
-    try:
-        await asyncio.wait_for(loop.getaddrinfo(host, None), timeout)
-    except asyncio.TimeoutError:
-        return f"no answer from the resolver within {timeout:g} s"
-    except OSError as e:
-        return f"does not resolve ({e.strerror or e})"
-    return ""
-
-
-def _classic_regexes(sp: Any) -> states.StateRegexes:
-    return states.StateRegexes(
-        pending=str(getattr(sp, "state_pending_re", "") or states.StateRegexes().pending),
-        running=str(getattr(sp, "state_running_re", "") or states.StateRegexes().running),
-        unknown=str(getattr(sp, "state_unknown_re", "") or states.StateRegexes().unknown),
-        exechost=str(getattr(sp, "state_exechost_re", "") or states.DEFAULT_EXECHOST_RE),
-        exechost_exp=str(getattr(sp, "state_exechost_exp", "") or ""),
-    )
-
-
-class PlanError(Exception):
-    """A doctor job cannot be written for the chosen profile; the message says why."""
-
-
-_PLAN_FIX = (
-    "choose a profile the user may use whose defaults are valid (--profile ID, --group "
-    "for group allow-lists), or fix the profile / batch_script"
-)
-
-
-__all__ = ["TOKEN_ENV", "Doctor", "DoctorOptions", "JobPlan", "PlanError", "Target", "resolve"]
+__all__ = ["TOKEN_ENV", "Doctor", "DoctorOptions", "Target"]

@@ -33,7 +33,7 @@ import secrets
 import shlex
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -41,9 +41,13 @@ import httpx
 from .. import states
 from ..client import describe
 from ..redact import register_secret
-from .checks import Doctor, JobPlan, PlanError
+from .jobs import JobPlan, PlanError, cancel_quietly, job_output, make_plan, submit
+from .nodes import gethost
 from .report import Step
 from .settings import WRAPPER
+
+if TYPE_CHECKING:
+    from .checks import Doctor
 
 #: Runs on the compute node (any Python 3 with the standard library).
 NODE_PROGRAM = r"""
@@ -196,7 +200,7 @@ async def _probe(doctor: Doctor) -> Step:
                     "needs the user credential: the probe job is submitted as --user",
                     f"pass --user NAME with its token (${'FIRECRESTSPAWNER_DOCTOR_TOKEN'})")  # fmt: skip
     try:
-        plan = doctor.plan(o.profile)
+        plan = make_plan(doctor, o.profile)
     except PlanError as e:
         return Step("probe", title, "fail", str(e), "choose a profile with --profile ID")
     if (plan.url, plan.system) not in doctor.healthy:
@@ -307,7 +311,7 @@ async def _run_job(
         env["JUPYTERHUB_API_TOKEN"] = listener.token
     cmd = probe_command(wrapper, before)
     try:
-        job_id = await doctor.submit(plan, cmd, job_name, env)
+        job_id = await submit(doctor, plan, cmd, job_name, env)
     except PlanError as e:
         return Step("probe", title, "fail", str(e), "choose a profile with --profile ID")
     except Exception as e:  # noqa: BLE001 - reported
@@ -320,7 +324,7 @@ async def _run_job(
     try:
         return await _follow(doctor, plan, listener, job_id, job_name, timeout, lines)
     finally:
-        await doctor.cancel_quietly(plan, job_id)
+        await cancel_quietly(doctor, plan, job_id)
         if token_path:
             with contextlib.suppress(Exception):
                 await client.remove_file(plan.system, token_path)
@@ -362,7 +366,7 @@ async def _follow(
             lines.append(f"job running on {job.get('nodes') if job else '?'} after "
                          f"{running_at - started:.0f} s")  # fmt: skip
         if state and states.is_gone(state):
-            tail = await doctor.job_output(plan, job_id, job_name)
+            tail = await job_output(doctor, plan, job_id, job_name)
             return _ended(lines, state, job, tail, api_url)
         if time.monotonic() > deadline:
             if running_at is None:
@@ -372,7 +376,7 @@ async def _follow(
                 return Step("probe", title, "fail", "\n".join(lines),
                             "the job did not start in time: choose a profile whose partition "
                             "has free nodes (--profile), or raise --probe-timeout")  # fmt: skip
-            tail = await doctor.job_output(plan, job_id, job_name)
+            tail = await job_output(doctor, plan, job_id, job_name)
             lines.append(f"no port report within {timeout:.0f} s")
             if tail:
                 lines.append("end of the job's output:\n" + tail)
@@ -390,7 +394,7 @@ async def _follow(
             job = await client.job(plan.system, job_id) or job
     node = str((job or {}).get("nodes") or "")
     try:
-        host = await doctor.gethost(node, plan.regexes, job)
+        host = await gethost(doctor, node, plan.regexes, job)
     except Exception as e:  # noqa: BLE001 - the site's hook
         host = ""
         lines.append(f"the gethost hook failed: {type(e).__name__}: {e}")

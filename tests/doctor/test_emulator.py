@@ -233,3 +233,21 @@ async def test_hub_api_unreachable_from_the_job_fails_the_probe_and_names_hub_co
     assert "could not reach the hub" in step.detail  # the wrapper's own words, from the job log
     assert "c.JupyterHub.hub_connect_url" in step.fix
     assert f"http://127.0.0.1:{closed}/hub/api" in step.fix
+
+
+async def test_classic_mode_without_profiles_passes_with_the_probe(
+    healthy: RunningEmulator, tmp_path: Path
+):
+    """No profiles_dir: the system is req_host, the script the built-in batch_script."""
+    # No srun on the emulator's in-process scheduler (the demo profile says so too).
+    extra = f'c.SlurmSpawner.req_host = "{SYSTEM}"\nc.SlurmSpawner.req_srun = ""\n'
+    path = write_config(tmp_path, healthy, extra=extra)
+    text = path.read_text().replace("c.FirecRESTSpawnerBase.profiles_dir", "# profiles_dir")
+    path.write_text(text)
+    token = healthy.issue_refresh_token("bob")
+    report = await doctor(path, user="bob", user_token=token, probe=True, probe_timeout=120)
+    assert report.ok, {s.id: (s.status, s.detail) for s in report.steps if s.status != "pass"}
+    assert "classic mode" in report.get("config").detail
+    assert "profiles" not in statuses(report)
+    assert f"{SYSTEM}:{tmp_path / 'users' / 'bob'}:" in report.get("workdir").detail
+    assert "job " in report.get("probe").detail

@@ -174,6 +174,9 @@ class DemoStack:
         self.hub_log = self.base / "hub.log"
         self.hub_config = self.hub_dir / "jupyterhub_config.py"
         self.emulator_config = self.hub_dir / "emulator.json"
+        #: The emulator's state (jobs, signing key, refresh tokens): a restarted
+        #: emulator, or a demo restarted with the same base directory, carries on.
+        self.emulator_state = self.hub_dir / "emulator-state.json"
         self._emulator: subprocess.Popen[bytes] | None = None
         self._hub: subprocess.Popen[bytes] | None = None
 
@@ -248,6 +251,7 @@ class DemoStack:
             host="127.0.0.1",
             port=self.emulator_port,
             admin_token=self.admin_token,
+            state_file=str(self.emulator_state),
             systems=systems,
             idp=IdpConfig(
                 clients={

@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, deque
+from pathlib import Path
 from typing import Any, TypeVar
 
 import tornado.web
+from joserfc.errors import JoseError
 from packaging.version import InvalidVersion, Version
 from tornado.httpserver import HTTPServer
 from tornado.httputil import HTTPServerRequest
@@ -26,6 +28,7 @@ from .config import EmulatorConfig, FaultConfig
 from .faults import FaultEngine
 from .idp import IdentityProvider
 from .routes import FirecrestNotFound, routes
+from .state import Saver, StateFile, StateFileError
 
 log = logging.getLogger("firecrestspawner.emulator")
 
@@ -70,6 +73,8 @@ class Emulator:
         self.idp: IdentityProvider | None = None
         self.verifier: TokenVerifier | None = None
         self.server: HTTPServer | None = None
+        #: Keeps the state file when ``state_file`` is set.
+        self.saver: Saver | None = None
         self.port = 0
         self.started = time.time()
 
@@ -82,21 +87,73 @@ class Emulator:
         return f"http://{host}:{self.port}"
 
     async def start(self) -> None:
+        state: dict[str, Any] = {}
+        if self.config.state_file:
+            store = StateFile(self.config.state_file)
+            store.acquire()
+            try:
+                state = store.load() or {}
+            except StateFileError:
+                store.release()
+                raise
+            self.saver = Saver(store, self.snapshot)
+        try:
+            await self._start(state)
+        except Exception:
+            if self.saver is not None:
+                self.saver.file.release()
+            raise
+
+    async def _start(self, state: dict[str, Any]) -> None:
         sockets = bind_sockets(self.config.port, self.config.host)
         self.port = sockets[0].getsockname()[1]
-        self.idp = IdentityProvider(self.config.idp, issuer=f"{self.url}/idp")
+        try:
+            self.idp = IdentityProvider(
+                self.config.idp, issuer=f"{self.url}/idp", state=state.get("idp")
+            )
+        except (KeyError, TypeError, ValueError, JoseError) as e:
+            raise self._bad_state("idp", e) from e
         if self.config.auth.jwks_url:
             key_set = await _fetch_jwks(self.config.auth.jwks_url)
         else:
             key_set = self.idp.key_set()
         self.verifier = TokenVerifier(self.config.auth, key_set)
+        for system, job_id, t in state.get("submitted_at", []):
+            self.submitted_at[(system, job_id)] = t
+        saved_systems = state.get("systems", {})
         for system in self.config.systems:
+            name = system.name.lower()
             backend = make_backend(system, self.fault_config)
-            await backend.start()
-            self.backends[system.name.lower()] = backend
+            saved = saved_systems.get(name)
+            if saved is not None and saved.get("backend") != backend.kind:
+                log.warning(
+                    "state of system %s was kept by the %s backend, not %s: not restored",
+                    name,
+                    saved.get("backend"),
+                    backend.kind,
+                )
+                saved = None
+            if self.saver is not None:
+                backend.persistent = True
+                backend.spool_root = Path(f"{self.saver.file.path}.spool")
+                backend.on_change = self.saver.changed
+            try:
+                await backend.start(saved)
+            except (KeyError, TypeError, ValueError) as e:
+                raise self._bad_state(f"systems.{name}", e) from e
+            self.backends[name] = backend
+        if self.saver is not None:
+            self.idp.on_change = self.saver.changed
+            await self.saver.save(force=True)
         self.server = HTTPServer(make_app(self), max_body_size=64 * 1024 * 1024)
         self.server.add_sockets(sockets)
         log.info("FirecREST emulator listening on %s", self.url)
+
+    def _bad_state(self, part: str, error: Exception) -> StateFileError:
+        return StateFileError(
+            f"state file {self.config.state_file} is not a valid emulator state "
+            f"({part}: {type(error).__name__}: {error}); move it away to start with a fresh state"
+        )
 
     async def stop(self) -> None:
         if self.server is not None:
@@ -104,6 +161,25 @@ class Emulator:
             await self.server.close_all_connections()
         for backend in self.backends.values():
             await backend.stop()
+        if self.saver is not None:
+            await self.saver.close()
+
+    async def persist(self) -> None:
+        """Save the state file now if it changed (before an answer that must survive a crash)."""
+        if self.saver is not None:
+            await self.saver.save()
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything a restarted emulator needs (see :mod:`.state`), as JSON data."""
+        recent = time.time() - 3600
+        return {
+            "saved_at": time.time(),
+            "idp": self.require(self.idp).dump_state(),
+            "systems": {
+                name: {"backend": b.kind, **b.dump_state()} for name, b in self.backends.items()
+            },
+            "submitted_at": [[s, j, t] for (s, j), t in self.submitted_at.items() if t > recent],
+        }
 
     # -- faults ---------------------------------------------------------------
     def set_faults(self, update: dict[str, Any]) -> None:

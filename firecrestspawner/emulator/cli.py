@@ -31,6 +31,11 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=None, help="TCP port (default 8000; 0: any)")
     p.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
     p.add_argument("--config", default=None, help="YAML file with an EmulatorConfig")
+    p.add_argument(
+        "--state-file",
+        default=None,
+        help="keep jobs, keys and refresh tokens in this file across restarts",
+    )
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     p.set_defaults(func=run)
 
@@ -41,6 +46,8 @@ def build_config(args: argparse.Namespace) -> EmulatorConfig:
         config.port = args.port
     if args.host is not None:
         config.host = args.host
+    if args.state_file is not None:
+        config.state_file = args.state_file
     if args.backend is not None:
         for system in config.systems:
             system.backend = args.backend
@@ -61,9 +68,14 @@ def run(args: argparse.Namespace) -> int:
 
 async def _serve(config: EmulatorConfig) -> int:
     from .app import Emulator
+    from .state import StateFileError
 
     emu = Emulator(config)
-    await emu.start()
+    try:
+        await emu.start()
+    except StateFileError as e:
+        print(f"firecrestspawner emulator: {e}", file=sys.stderr)
+        return 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

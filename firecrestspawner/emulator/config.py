@@ -204,6 +204,12 @@ class EmulatorConfig(_Model):
     faults: FaultConfig = Field(default_factory=FaultConfig)
     #: Keep the last N requests for ``/_emulator/requests``.
     request_log_size: int = 2000
+    #: A file where the emulator keeps what a restart needs (jobs and the next
+    #: job id, the identity provider's key and refresh tokens), created 0600.
+    #: With it, jobs outlive the emulator (as Slurm jobs outlive a FirecREST
+    #: restart) and the local backend keeps job files in ``<state_file>.spool``
+    #: unless ``spool_dir`` is set. None: the state lives and dies with the process.
+    state_file: str | None = None
 
     @model_validator(mode="after")
     def _unique_systems(self) -> EmulatorConfig:

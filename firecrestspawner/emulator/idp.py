@@ -8,6 +8,7 @@ with rotation, and ``password`` for the demo authenticator).
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import json
 import os
@@ -16,7 +17,8 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from joserfc import jwt
@@ -43,6 +45,11 @@ class RefreshRecord:
     username: str
     client_id: str | None
     expires_at: float
+
+
+def _digest(token: str) -> str:
+    """How a refresh token is remembered: a leaked state file holds no usable token."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _new_key() -> RSAKey:
@@ -81,12 +88,39 @@ def signing_key(path: str | None) -> RSAKey:
 
 
 class IdentityProvider:
-    def __init__(self, config: IdpConfig, issuer: str = "http://127.0.0.1/idp") -> None:
+    def __init__(
+        self,
+        config: IdpConfig,
+        issuer: str = "http://127.0.0.1/idp",
+        state: dict[str, Any] | None = None,
+    ) -> None:
         self.config = config
         self.issuer = config.issuer or issuer
-        self.key = signing_key(config.signing_key_file)
+        state = state or {}
+        if config.signing_key_file is not None or "key" not in state:
+            self.key = signing_key(config.signing_key_file)
+        else:
+            self.key = RSAKey.import_key(state["key"])
+        #: Refresh tokens by their SHA-256 digest.
         self._refresh: dict[str, RefreshRecord] = {}
+        now = time.time()
+        for digest, record in (state.get("refresh_tokens") or {}).items():
+            if record["expires_at"] > now:
+                self._refresh[digest] = RefreshRecord(**record)
         self.grant_counts: Counter[str] = Counter()
+        #: Called after the refresh tokens changed (the emulator saves its state).
+        self.on_change: Callable[[], None] = lambda: None
+
+    def dump_state(self) -> dict[str, Any]:
+        """The key (unless it lives in ``signing_key_file``) and the refresh tokens' digests."""
+        out: dict[str, Any] = {
+            "refresh_tokens": {
+                d: asdict(r) for d, r in self._refresh.items() if r.expires_at > time.time()
+            },
+        }
+        if self.config.signing_key_file is None:
+            out["key"] = self.key.as_dict(private=True)
+        return out
 
     # -- keys ------------------------------------------------------------
     @property
@@ -133,19 +167,22 @@ class IdentityProvider:
     ) -> str:
         lifetime = self.config.refresh_token_lifetime if lifetime is None else lifetime
         token = secrets.token_urlsafe(32)
-        self._refresh[token] = RefreshRecord(username, client_id, time.time() + lifetime)
+        self._refresh[_digest(token)] = RefreshRecord(username, client_id, time.time() + lifetime)
+        self.on_change()
         return token
 
     def revoke(self, *, username: str | None = None, token: str | None = None) -> int:
         """Invalidate refresh tokens by value or by user; returns how many."""
+        wanted = _digest(token) if token is not None else None
         victims = [
-            t
-            for t, rec in self._refresh.items()
-            if (token is not None and t == token)
-            or (username is not None and rec.username == username)
+            d
+            for d, rec in self._refresh.items()
+            if d == wanted or (username is not None and rec.username == username)
         ]
-        for t in victims:
-            del self._refresh[t]
+        for d in victims:
+            del self._refresh[d]
+        if victims:
+            self.on_change()
         return len(victims)
 
     def _token_response(
@@ -179,14 +216,17 @@ class IdentityProvider:
         self._check_optional_client(client_id, client_secret)
         if grant_type == "refresh_token":
             value = form.get("refresh_token", "")
-            record = self._refresh.get(value)
+            digest = _digest(value)
+            record = self._refresh.get(digest)
             if record is None:
                 raise IdpError(400, "invalid_grant", "Invalid refresh token")
             if record.expires_at < time.time():
-                del self._refresh[value]
+                del self._refresh[digest]
+                self.on_change()
                 raise IdpError(400, "invalid_grant", "Token is not active")
             if self.config.rotate_refresh_tokens:
-                del self._refresh[value]
+                del self._refresh[digest]
+                self.on_change()
             body = self._token_response(
                 record.username,
                 client_id or record.client_id,

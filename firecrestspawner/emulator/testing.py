@@ -180,7 +180,7 @@ def running_emulator(config: EmulatorConfig | None = None) -> Iterator[RunningEm
     ready.wait(60)
     if failure:
         thread.join(5)
-        raise RuntimeError("the FirecREST emulator failed to start") from failure[0]
+        raise RuntimeError(f"the FirecREST emulator failed to start: {failure[0]}") from failure[0]
     handle = RunningEmulator(emulator)
     try:
         yield handle

@@ -9,8 +9,9 @@ import shlex
 import time
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..config import FaultConfig, SystemConfig
@@ -173,6 +174,14 @@ class JobRecord:
             "priority": self.priority,
         }
 
+    def to_state(self) -> dict[str, Any]:
+        """The record as the state file keeps it (see :meth:`from_state`)."""
+        return asdict(self)
+
+    @classmethod
+    def from_state(cls, data: dict[str, Any]) -> JobRecord:
+        return cls(**data)
+
     def to_metadata(self) -> dict[str, Any]:
         return {
             "jobId": self.job_id,
@@ -186,15 +195,30 @@ class JobRecord:
 class Backend(ABC):
     """A scheduler for one system. All methods run on the emulator's loop."""
 
+    #: Name of the backend in the state file (a state of another backend is not restored).
+    kind = ""
+
     def __init__(self, system: SystemConfig, faults: FaultConfig) -> None:
         self.system = system
         self.faults = faults
+        #: Called after the jobs changed (the emulator then saves its state file).
+        self.on_change: Callable[[], None] = lambda: None
+        #: True when the emulator has a state file: the jobs then outlive the
+        #: emulator, as Slurm jobs outlive a FirecREST restart.
+        self.persistent = False
+        #: Where a persistent backend keeps job files (per system) unless
+        #: ``spool_dir`` is configured.
+        self.spool_root: Path | None = None
 
-    async def start(self) -> None:  # noqa: B027 - optional hook
-        """Start background work."""
+    async def start(self, state: dict[str, Any] | None = None) -> None:  # noqa: B027
+        """Start background work, carrying on from ``state`` (:meth:`dump_state`) if given."""
 
     async def stop(self) -> None:  # noqa: B027 - optional hook
-        """Stop background work and the jobs' processes."""
+        """Stop background work (and, without a state file, the jobs' processes)."""
+
+    def dump_state(self) -> dict[str, Any]:
+        """What a restarted emulator needs to know of this backend's jobs (JSON data)."""
+        return {}
 
     def wake(self) -> None:  # noqa: B027 - optional hook
         """Re-evaluate the queue now (after a configuration change)."""

@@ -7,6 +7,11 @@ name/time/output/error/partition/account honoured, ``--time`` enforced
 ``CANCELLED by <uid>``, NODE_FAIL through the admin endpoint, retention of
 finished jobs, then 404. ``simulate: true`` jobs hold no process, for
 benchmarks with thousands of jobs.
+
+Each job script runs under :mod:`.jobwrap`, which records how it ended in the
+spool. With a state file the jobs outlive the emulator, as Slurm jobs outlive
+a FirecREST restart: a restarted emulator adopts the processes still running
+(same pid and start time) and reads the recorded ending of the others.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import logging
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from collections import deque
@@ -43,6 +49,7 @@ from .base import (
     unrecognized_option,
 )
 from .environment import login_environment
+from .processes import JOBWRAP, killpg, process_start, wait_for_exit
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +62,46 @@ class _Job:
     eligible_at: float
     stdin_path: str | None = None
     proc: asyncio.subprocess.Process | None = None
+    #: The job's process (its group leader), also when adopted after a restart.
+    pid: int | None = None
+    #: Its start time (/proc), so that a restart never adopts a reused pid.
+    pid_start: str | None = None
+    alive: bool = False
     watcher: asyncio.Task | None = None
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
     end_state: str | None = None
     end_reason: str | None = None
 
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "record": self.record.to_state(),
+            # Only a job still to start needs its environment.
+            "env": self.env if self.record.state == "PENDING" else {},
+            "simulated": self.simulated,
+            "eligible_at": self.eligible_at,
+            "pid": self.pid,
+            "pid_start": self.pid_start,
+            "end_state": self.end_state,
+            "end_reason": self.end_reason,
+        }
+
+    @classmethod
+    def from_state(cls, data: dict[str, Any]) -> _Job:
+        return cls(
+            record=JobRecord.from_state(data["record"]),
+            env=dict(data["env"]),
+            simulated=bool(data["simulated"]),
+            eligible_at=float(data["eligible_at"]),
+            pid=data["pid"],
+            pid_start=data["pid_start"],
+            end_state=data["end_state"],
+            end_reason=data["end_reason"],
+        )
+
 
 class LocalBackend(Backend):
+    kind = "local"
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._jobs: dict[str, _Job] = {}
@@ -78,13 +118,17 @@ class LocalBackend(Backend):
         self._watchers: set[asyncio.Task] = set()
 
     # -- lifecycle -----------------------------------------------------------
-    async def start(self) -> None:
+    async def start(self, state: dict[str, Any] | None = None) -> None:
         if self.system.spool_dir:
             self._spool = Path(self.system.spool_dir)
-            self._spool.mkdir(parents=True, exist_ok=True)
+        elif self.spool_root is not None:
+            self._spool = self.spool_root / self.system.name.lower()
         else:
             self._spool = Path(tempfile.mkdtemp(prefix="f7t-emulator-spool-"))
             self._own_spool = True
+        self._spool.mkdir(parents=True, exist_ok=True)
+        if state:
+            self._restore(state)
         self._task = asyncio.create_task(self._scheduler())
 
     async def stop(self) -> None:
@@ -92,21 +136,115 @@ class LocalBackend(Backend):
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for job in list(self._running.values()):
-            if job.proc and job.proc.returncode is None:
-                _killpg(job.proc.pid, signal.SIGKILL)
-        for job in list(self._running.values()):
-            if job.watcher:
-                job.watcher.cancel()
-            if job.proc:
-                with contextlib.suppress(ProcessLookupError, asyncio.CancelledError):
-                    await asyncio.wait_for(job.proc.wait(), 5)
+        if self.persistent:
+            # The jobs outlive the emulator; a restart re-arms their timers.
+            # One being terminated is not left to outlive its SIGKILL.
+            for job in self._jobs.values():
+                for t in job.timers:
+                    t.cancel()
+                if job.end_state is not None and job.alive and job.pid is not None:
+                    killpg(job.pid, signal.SIGKILL)
+        else:
+            for job in list(self._running.values()):
+                if job.alive and job.pid is not None:
+                    killpg(job.pid, signal.SIGKILL)
+            for job in list(self._running.values()):
+                if job.watcher:
+                    job.watcher.cancel()
+                if job.proc:
+                    with contextlib.suppress(ProcessLookupError, asyncio.CancelledError):
+                        await asyncio.wait_for(job.proc.wait(), 5)
         for watcher in list(self._watchers):
             watcher.cancel()
         if self._watchers:
             await asyncio.gather(*self._watchers, return_exceptions=True)
         if self._own_spool and self._spool:
             shutil.rmtree(self._spool, ignore_errors=True)
+
+    def dump_state(self) -> dict[str, Any]:
+        return {
+            "next_id": self._next_id,
+            "jobs": [job.to_state() for job in self._jobs.values()],
+        }
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        """Carry on from a saved state: queue, adopt or finish each job."""
+        jobs = sorted(
+            (_Job.from_state(j) for j in state["jobs"]), key=lambda j: int(j.record.job_id)
+        )
+        self._next_id = max([int(state["next_id"]), *(int(j.record.job_id) + 1 for j in jobs)])
+        now = time.time()
+        for job in jobs:
+            rec = job.record
+            self._jobs[rec.job_id] = job
+            if rec.state == "PENDING":
+                self._pending.append(job)
+            elif rec.state not in ("RUNNING", "COMPLETING"):
+                self._finished.append(job)
+            elif job.simulated:
+                self._running[rec.job_id] = job
+                self._arm_timers(job, now)
+            elif job.pid is not None and process_start(job.pid) == job.pid_start:
+                self._adopt(job, job.pid, now)
+            else:
+                self._finish_from_status(job)
+        self._finished = deque(sorted(self._finished, key=lambda j: j.record.end_time or now))
+
+    def _adopt(self, job: _Job, pid: int, now: float) -> None:
+        """Watch a job process started by an earlier emulator."""
+        job.alive = True
+        self._running[job.record.job_id] = job
+        self._arm_timers(job, now)
+        job.watcher = asyncio.create_task(self._watch_adopted(job, pid))
+        self._watchers.add(job.watcher)
+        job.watcher.add_done_callback(self._watchers.discard)
+        log.info("job %s (pid %s) adopted from the state file", job.record.job_id, job.pid)
+
+    def _arm_timers(self, job: _Job, now: float) -> None:
+        rec = job.record
+        loop = asyncio.get_running_loop()
+        if rec.state == "COMPLETING" and job.pid is not None:
+            # Terminated before the restart: SIGKILL after kill_wait, as then.
+            job.timers.append(
+                loop.call_later(self.system.kill_wait, killpg, job.pid, signal.SIGKILL)
+            )
+        elif rec.time_limit is not None and rec.start_time is not None:
+            left = max(0.0, rec.start_time + rec.time_limit - now)
+            job.timers.append(loop.call_later(left, self._on_time_limit, job))
+
+    async def _watch_adopted(self, job: _Job, pid: int) -> None:
+        await wait_for_exit(pid)
+        job.alive = False
+        self._running.pop(job.record.job_id, None)
+        self._wake.set()
+        for t in job.timers:
+            t.cancel()
+        self._finish_from_status(job)
+
+    def _finish_from_status(self, job: _Job) -> None:
+        """End a job whose process this emulator did not start, from what jobwrap recorded."""
+        exit_code, sig, ended = self._recorded_status(job.record.job_id)
+        if job.record.end_time is None:
+            job.record.end_time = ended
+        state, reason = _outcome(job, exit_code, sig)
+        self._end(job, state, reason=reason, exit_code=exit_code, sig=sig)
+
+    def _recorded_status(self, job_id: str) -> tuple[int, int | None, float]:
+        """(exit code, signal, end time) from the spool; SIGKILL if nothing was recorded."""
+        path = self._status_path(job_id)
+        try:
+            kind, _, number = path.read_text().partition(" ")
+            ended = path.stat().st_mtime
+        except OSError:
+            return 0, signal.SIGKILL, time.time()
+        if kind == "signal":
+            return 0, int(number), ended
+        return int(number), None, ended
+
+    def _status_path(self, job_id: str) -> Path:
+        if self._spool is None:
+            raise RuntimeError("backend not started")
+        return self._spool / f"job{job_id}.status"
 
     def wake(self) -> None:
         self._wake.set()
@@ -192,6 +330,7 @@ class LocalBackend(Backend):
         self._jobs[job_id] = job
         self._pending.append(job)
         self._wake.set()
+        self.on_change()
         return job_id
 
     async def list_jobs(self, user: str, allusers: bool) -> list[JobRecord]:
@@ -223,6 +362,7 @@ class LocalBackend(Backend):
             self._end(job, cancelled, reason="None", exit_code=0)
             return
         self._terminate(job, cancelled)
+        self.on_change()
 
     async def node_fail(self, job_id: str) -> None:
         job = self._jobs.get(job_id)
@@ -235,8 +375,9 @@ class LocalBackend(Backend):
     def _node_fail(self, job: _Job) -> None:
         job.end_state = "NODE_FAIL"
         job.end_reason = "NodeDown"
-        if job.proc is not None and job.proc.returncode is None:
-            _killpg(job.proc.pid, signal.SIGKILL)
+        self.on_change()
+        if job.alive and job.pid is not None:
+            killpg(job.pid, signal.SIGKILL)
         elif job.proc is None and job.watcher is None:  # simulated
             self._running.pop(job.record.job_id, None)
             for t in job.timers:
@@ -323,6 +464,9 @@ class LocalBackend(Backend):
                 break
             self._finished.popleft()
             self._jobs.pop(job.record.job_id, None)
+            with contextlib.suppress(OSError):
+                self._status_path(job.record.job_id).unlink()
+            self.on_change()
 
     def _start(self, job: _Job, now: float) -> None:
         rec = job.record
@@ -336,6 +480,7 @@ class LocalBackend(Backend):
             job.timers.append(loop.call_later(rec.time_limit, self._on_time_limit, job))
         if self.faults.node_fail_after is not None:
             job.timers.append(loop.call_later(self.faults.node_fail_after, self._on_node_fail, job))
+        self.on_change()
         if job.simulated:
             return
         job.watcher = asyncio.create_task(self._run(job))
@@ -351,29 +496,31 @@ class LocalBackend(Backend):
             self._running.pop(rec.job_id, None)
             self._end(job, "FAILED", exit_code=1)
             return
-        job.proc = proc
+        job.proc, job.pid, job.alive = proc, proc.pid, True
+        job.pid_start = process_start(proc.pid)
+        self.on_change()
         if job.end_state is not None:  # cancelled while starting
-            _killpg(proc.pid, signal.SIGTERM)
+            killpg(proc.pid, signal.SIGTERM)
         rc = await proc.wait()
+        job.alive = False
         self._running.pop(rec.job_id, None)
         self._wake.set()
         for t in job.timers:
             t.cancel()
-        if job.end_state is not None:
-            state, reason = job.end_state, job.end_reason or "None"
-        else:
-            state, reason = ("COMPLETED", "None") if rc == 0 else ("FAILED", "NonZeroExitCode")
         exit_code = rc if rc >= 0 else 0
         sig = -rc if rc < 0 else None
+        state, reason = _outcome(job, exit_code, sig)
         rec.end_time = time.time()
         if self.system.completing_time > 0:
             rec.state = "COMPLETING"
+            self.on_change()
             await asyncio.sleep(self.system.completing_time)
         self._end(job, state, reason=reason, exit_code=exit_code, sig=sig)
 
     async def _spawn(self, job: _Job) -> asyncio.subprocess.Process:
         rec = job.record
         stdin, out, err, script = await asyncio.to_thread(self._prepare_files, rec)
+        status = self._status_path(rec.job_id)
         # A login's environment (as the emulator's account, which the job runs
         # as) plus the submit's, never the emulator's own (see environment.py).
         env = login_environment()
@@ -397,6 +544,11 @@ class LocalBackend(Backend):
         )
         try:
             return await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-I",
+                "-S",
+                JOBWRAP,
+                str(status),
                 str(script),
                 cwd=rec.working_directory,
                 stdin=stdin,
@@ -421,6 +573,8 @@ class LocalBackend(Backend):
         script = self._spool / f"job{rec.job_id}.sh"
         script.write_text(rec.script or "")
         script.chmod(0o700)
+        with contextlib.suppress(FileNotFoundError):
+            self._status_path(rec.job_id).unlink()
         out_path = Path(rec.standard_output or workdir / f"slurm-{rec.job_id}.out")
         err_path = Path(rec.standard_error or out_path)
         out = open(out_path, "ab")  # noqa: SIM115 - handed to the child
@@ -449,11 +603,12 @@ class LocalBackend(Backend):
             self._end(job, final_state, reason=job.end_reason or "None", exit_code=0)
             return
         rec.state = "COMPLETING"
-        if job.proc is not None and job.proc.returncode is None:
-            _killpg(job.proc.pid, signal.SIGTERM)
+        self.on_change()
+        if job.alive and job.pid is not None:
+            killpg(job.pid, signal.SIGTERM)
             loop = asyncio.get_running_loop()
-            pid = job.proc.pid
-            job.timers.append(loop.call_later(self.system.kill_wait, _killpg, pid, signal.SIGKILL))
+            pid = job.pid
+            job.timers.append(loop.call_later(self.system.kill_wait, killpg, pid, signal.SIGKILL))
 
     def _end(
         self,
@@ -472,12 +627,17 @@ class LocalBackend(Backend):
         if rec.end_time is None:
             rec.end_time = time.time()
         self._finished.append(job)
+        self.on_change()
+
+
+def _outcome(job: _Job, exit_code: int, sig: int | None) -> tuple[str, str]:
+    """Final state and reason of a job whose process ended so."""
+    if job.end_state is not None:
+        return job.end_state, job.end_reason or "None"
+    if exit_code == 0 and sig is None:
+        return "COMPLETED", "None"
+    return "FAILED", "NonZeroExitCode"
 
 
 def _absolute(path: str, workdir: str) -> str:
     return path if path.startswith("/") else os.path.join(workdir, path)
-
-
-def _killpg(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)

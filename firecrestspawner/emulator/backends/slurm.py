@@ -21,7 +21,7 @@ import os
 import re
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from .base import (
@@ -73,6 +73,17 @@ class _Known:
     record: JobRecord | None = None
     gone_since: float | None = None
 
+    def to_state(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["record"] = self.record.to_state() if self.record is not None else None
+        return data
+
+    @classmethod
+    def from_state(cls, data: dict[str, Any]) -> _Known:
+        data = dict(data)
+        record = data.pop("record")
+        return cls(**data, record=JobRecord.from_state(record) if record is not None else None)
+
 
 def parse_scontrol_line(line: str) -> dict[str, str]:
     """``Key=Value Key=Value ...`` of ``scontrol -o``; values may contain spaces."""
@@ -109,13 +120,23 @@ def _duration(value: str | None) -> int | None:
 
 
 class SlurmBackend(Backend):
+    kind = "slurm"
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._known: dict[str, _Known] = {}
         self._task: asyncio.Task | None = None
 
-    async def start(self) -> None:
+    async def start(self, state: dict[str, Any] | None = None) -> None:
+        # Slurm keeps the jobs themselves; what the backend adds (the token
+        # user of each job, its script, who cancelled it, finished records)
+        # comes back from the state.
+        for job_id, known in ((state or {}).get("known") or {}).items():
+            self._known[job_id] = _Known.from_state(known)
         self._task = asyncio.create_task(self._watch())
+
+    def dump_state(self) -> dict[str, Any]:
+        return {"known": {job_id: k.to_state() for job_id, k in self._known.items()}}
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -232,6 +253,7 @@ class SlurmBackend(Backend):
             raise self._unexpected(rc, err)
         job_id = m.group(1)
         self._known[job_id] = _Known(owner=user, script=request.script)
+        self.on_change()
         return job_id
 
     async def _scontrol_jobs(self, job_id: str | None = None) -> list[dict[str, str]] | None:
@@ -295,6 +317,11 @@ class SlurmBackend(Backend):
         )
         if known.cancelled_by is not None:
             record.kill_user = known.owner
+        if known.record is None or (known.record.state, known.record.end_time) != (
+            record.state,
+            record.end_time,
+        ):
+            self.on_change()
         known.record = record
         known.gone_since = None
         return record
@@ -308,6 +335,7 @@ class SlurmBackend(Backend):
         end = known.record.end_time or known.gone_since or time.time()
         if end + self.system.retention < time.time():
             del self._known[job_id]
+            self.on_change()
             return None
         return known.record
 
@@ -354,6 +382,7 @@ class SlurmBackend(Backend):
         if rc != 0 or _HAS_ERROR.search(err):
             raise self._unexpected(rc, err)
         self._known.setdefault(job_id, _Known(owner=user)).cancelled_by = identity(user).uid
+        self.on_change()
 
     async def node_fail(self, job_id: str) -> None:
         """Kill the job at once and report it as NODE_FAIL.
@@ -366,6 +395,7 @@ class SlurmBackend(Backend):
         if rec.state != "RUNNING":
             raise BackendError(400, f"Job {job_id} is not running")
         self._known.setdefault(job_id, _Known()).node_fail = True
+        self.on_change()
         rc, _, err = await self._run(["scancel", "--signal=KILL", "--full", job_id])
         if rc != 0:
             raise self._unexpected(rc, err)

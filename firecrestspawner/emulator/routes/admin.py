@@ -104,6 +104,7 @@ class AdminNodeFailHandler(AdminHandler):
         except BackendError as e:
             self.write_json(e.status, {"message": e.message})
             return
+        await self.emu.persist()
         self.write_json(200, {"jobId": job_id, "state": "NODE_FAIL"})
 
 
@@ -167,6 +168,7 @@ class AdminTokensHandler(AdminHandler):
             token = idp.issue_refresh_token(
                 username, client_id=body.get("client_id"), lifetime=lifetime
             )
+            await self.emu.persist()
             self.write_json(200, {"token": token})
         elif kind == "access":
             token, ttl = idp.issue_access_token(
@@ -185,4 +187,5 @@ class AdminRevokeHandler(AdminHandler):
         idp = self.emu.require(self.emu.idp)
         body = self.json_body()
         n = idp.revoke(username=body.get("username"), token=body.get("refresh_token"))
+        await self.emu.persist()
         self.write_json(200, {"revoked": n})

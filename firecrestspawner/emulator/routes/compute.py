@@ -62,6 +62,7 @@ class JobsHandler(FirecrestHandler):
         request = JobRequest(**job.model_dump())
         job_id = await backend.submit(self.user or "", request)
         self.emu.submitted_at[(system.lower(), job_id)] = time.time()
+        await self.emu.persist()  # a job id answered is a job a restart knows
         self.reply(201, {"jobId": job_id})
 
 
@@ -80,6 +81,7 @@ class JobHandler(FirecrestHandler):
         if not job_id.isdigit():
             raise slurm_error(1, f"scancel: error: Invalid job id {job_id}\n")
         await backend.cancel(self.user or "", job_id)
+        await self.emu.persist()
         self.reply(204)
 
 

@@ -14,8 +14,11 @@ class TokenHandler(JSONHandler):
             body = idp.grant(form, self.request.headers.get("Authorization"))
         except IdpError as e:
             self.emu.counters.grants[f"{form.get('grant_type', '(none)')} error"] += 1
+            await self.emu.persist()
             self.write_json(e.status, e.body())
             return
+        # A refresh token answered (or rotated away) is one a restart knows.
+        await self.emu.persist()
         self.emu.counters.grants[form.get("grant_type", "")] += 1
         self.set_header("Cache-Control", "no-store")
         self.write_json(200, body)

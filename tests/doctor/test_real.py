@@ -10,6 +10,7 @@ exactly their step. Run under the shared lock (see notes/HELPERS.md).
 from __future__ import annotations
 
 import secrets
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -134,3 +135,35 @@ async def test_a_wrong_service_account_secret_fails_the_grant(
     failed = [s.id for s in report.steps if s.status == "fail"]
     assert failed == ["sa-token"], statuses(report)
     assert "service_account_client_secret" in report.get("sa-token").fix
+
+
+async def test_a_bad_node_name_template_fails_node_names(real_firecrest: RealFirecrest, tmp_path):
+    path = good_config(real_firecrest, tmp_path)
+    path.write_text(path.read_text() + 'c.SlurmSpawner.node_name_template = "{}.ib.invalid"\n')
+    report = await doctor(path)
+    failed = [s.id for s in report.steps if s.status == "fail"]
+    assert failed == ["node-names"], statuses(report)
+    step = report.get("node-names")
+    assert ".ib.invalid: does not resolve" in step.detail
+    assert "c.SlurmSpawner.node_name_template" in step.fix
+
+
+async def test_hub_api_unreachable_from_the_job_fails_the_probe(
+    real_firecrest: RealFirecrest, tmp_path, request: pytest.FixtureRequest
+):
+    holder = socket.socket()  # bound, never listening: connections are refused
+    holder.bind(("127.0.0.1", 0))
+    request.addfinalizer(holder.close)
+    closed = holder.getsockname()[1]
+    path = good_config(real_firecrest, tmp_path)
+    path.write_text(
+        path.read_text() + f'c.JupyterHub.hub_connect_url = "http://127.0.0.1:{closed}"\n'
+    )
+    token = real_firecrest.idp.issue_refresh_token(USER)
+    report = await doctor(path, user=USER, user_token=token, probe=True, probe_timeout=240)
+    print(format_report(report))
+    failed = [s.id for s in report.steps if s.status == "fail"]
+    assert failed == ["probe"], statuses(report)
+    step = report.get("probe")
+    assert "could not reach the hub" in step.detail
+    assert "c.JupyterHub.hub_connect_url" in step.fix

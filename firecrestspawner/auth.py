@@ -41,7 +41,7 @@ import httpx
 import stamina
 from tornado.web import HTTPError
 
-from .errors import SpawnFailure
+from .errors import IDP_REFUSED_MESSAGE, IDP_UNAVAILABLE_MESSAGE, AuthError
 from .pyfirecrest_adapter import tls_context
 from .redact import forget_owners, redact, register_secret
 
@@ -60,30 +60,6 @@ SUPERSEDED_KEPT = 256
 
 def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
-
-
-IDP_UNAVAILABLE_MESSAGE = (
-    "The server cannot start: the identity provider (the login service) is not answering, "
-    "so no access to the cluster could be obtained. Please try again in a few minutes."
-)
-IDP_REFUSED_MESSAGE = (
-    "The server cannot start: the identity provider (the login service) refused the hub's "
-    "request for access to the cluster. Please contact the administrators."
-)
-
-
-class AuthError(SpawnFailure):
-    """A token could not be obtained (IdP unreachable, misconfigured client...).
-
-    Its spawn reason is ``identity-provider``; ``str()`` is the detail for the
-    hub's log (never a token), ``user_message`` what the user reads.
-    """
-
-    spawn_reason = "identity-provider"
-    status_code = 503
-
-    def __init__(self, detail: str, *, user_message: str = IDP_UNAVAILABLE_MESSAGE, **kw: Any):
-        super().__init__(detail, user_message=user_message, **kw)
 
 
 class SessionExpired(AuthError, HTTPError):
@@ -119,12 +95,25 @@ class SessionExpired(AuthError, HTTPError):
         )
 
 
-class _RetryableStatus(Exception):
-    """A 5xx/429 answer from the token endpoint (retried)."""
+#: Longest wait for the token endpoint's ``Retry-After`` between two tries (seconds).
+MAX_IDP_RETRY_AFTER = 10.0
 
-    def __init__(self, status_code: int) -> None:
+
+class _RetryableStatus(Exception):
+    """A 5xx/429 answer from the token endpoint (retried, after its Retry-After if any)."""
+
+    def __init__(self, status_code: int, retry_after: float | None = None) -> None:
         super().__init__(f"token endpoint answered HTTP {status_code}")
         self.status_code = status_code
+        self.retry_after = retry_after
+
+
+def _retry_after_seconds(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After", "")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
 
 
 def jwt_expiry(token: str) -> float | None:
@@ -163,7 +152,10 @@ def _loop_running() -> bool:
     return True
 
 
-def _is_retryable(exc: Exception) -> bool:
+def _is_retryable(exc: Exception) -> bool | float:
+    """Retry transport errors and 5xx/429; a ``Retry-After`` sets the wait (capped)."""
+    if isinstance(exc, _RetryableStatus) and exc.retry_after is not None:
+        return min(exc.retry_after, MAX_IDP_RETRY_AFTER)
     return isinstance(exc, (_RetryableStatus, httpx.TransportError))
 
 
@@ -299,7 +291,7 @@ class _OAuthTokenAuth:
 
     def _check(self, response: httpx.Response) -> dict[str, Any]:
         if response.status_code >= 500 or response.status_code == 429:
-            raise _RetryableStatus(response.status_code)
+            raise _RetryableStatus(response.status_code, _retry_after_seconds(response))
         if response.status_code != 200:
             raise self._rejected(response)
         try:

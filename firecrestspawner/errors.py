@@ -90,6 +90,34 @@ class SpawnFailure(Exception):
         )
 
 
+IDP_UNAVAILABLE_MESSAGE = (
+    "The server cannot start: the identity provider (the login service) is not answering, "
+    "so no access to the cluster could be obtained. Please try again in a few minutes."
+)
+IDP_REFUSED_MESSAGE = (
+    "The server cannot start: the identity provider (the login service) refused the hub's "
+    "request for access to the cluster. Please contact the administrators."
+)
+
+
+class AuthError(SpawnFailure):
+    """The credential did not work: no token could be obtained (IdP unreachable,
+    misconfigured client...), or FirecREST refused it (the subclass
+    :class:`~firecrestspawner.client.FirecrestAuthFailed`).
+
+    Its spawn reason is ``identity-provider``; ``str()`` is the detail for the
+    hub's log (never a token), ``user_message`` what the user reads. Defined
+    here so that the client's failures can be one too; importable from
+    :mod:`firecrestspawner.auth` as before.
+    """
+
+    spawn_reason = "identity-provider"
+    status_code = 503
+
+    def __init__(self, detail: str, *, user_message: str = IDP_UNAVAILABLE_MESSAGE, **kw: Any):
+        super().__init__(detail, user_message=user_message, **kw)
+
+
 def user_error(
     exc: BaseException,
     message: str,

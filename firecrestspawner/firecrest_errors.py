@@ -22,7 +22,7 @@ import httpx
 from firecrest.FirecrestException import FirecrestException
 from packaging.version import InvalidVersion, Version
 
-from .errors import SpawnFailure
+from .errors import AuthError, SpawnFailure
 from .redact import redact
 
 #: Statuses after which a read may be repeated.
@@ -108,13 +108,15 @@ class SubmitRefused(SpawnFailure):
         )
 
 
-class FirecrestAuthFailed(SpawnFailure):
+class FirecrestAuthFailed(AuthError):
     """FirecREST refused the access token (401, or 403 "Not authenticated").
 
     Raised after one retry with a fresh token: the identity provider issues
     tokens FirecREST does not accept (a signing key FirecREST does not know, a
     clock or audience mismatch), which only the site can fix. ``cause`` is
     FirecREST's answer; :func:`http_status` and :func:`error_message` read it.
+    An :class:`~firecrestspawner.auth.AuthError` (the credential did not
+    work), so a stop may fall back to the service account.
     """
 
     spawn_reason = "firecrest-auth"

@@ -292,3 +292,59 @@ def test_each_cause_has_its_own_reason():
         "file access": "token-file",
         "session": "session_expired",
     }
+
+
+class RateLimitedIdp(httpx.AsyncBaseTransport):
+    """The first ``limited`` token requests answer 429 with a Retry-After."""
+
+    def __init__(self, limited: int, retry_after: str) -> None:
+        self.limited = limited
+        self.retry_after = retry_after
+        self.statuses: list[int] = []
+        self._inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if len(self.statuses) < self.limited:
+            self.statuses.append(429)
+            return httpx.Response(429, headers={"Retry-After": self.retry_after})
+        response = await self._inner.handle_async_request(request)
+        self.statuses.append(response.status_code)
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+async def test_the_token_endpoint_retry_after_is_honoured(emulator):
+    idp = RateLimitedIdp(limited=1, retry_after="0.05")
+    cred = user_credential(emulator, "idp-429", transport=idp, retry_attempts=2)
+    client = user_client(emulator, cred)
+    await client.jobs(emulator.system)
+    assert idp.statuses == [429, 200]
+
+
+@pytest.mark.parametrize(
+    ("exc", "decision"),
+    [
+        pytest.param(auth._RetryableStatus(429, 2.0), 2.0, id="retry-after"),
+        pytest.param(auth._RetryableStatus(503, 3600.0), auth.MAX_IDP_RETRY_AFTER, id="capped"),
+        pytest.param(auth._RetryableStatus(503), True, id="backoff"),
+        pytest.param(httpx.ConnectError("down"), True, id="transport"),
+        pytest.param(ValueError("x"), False, id="other"),
+    ],
+)
+def test_token_endpoint_retry_decision(exc, decision):
+    assert auth._is_retryable(exc) == decision
+
+
+async def test_firecrest_refusing_a_user_token_is_an_auth_error(emulator, no_faults):
+    """So that stop() can act through the service account, as for an expired session."""
+    cred = user_credential(emulator, "rot-auth-error")
+    client = user_client(emulator, cred)
+    await asyncio.to_thread(
+        emulator.admin.set_faults, rules=[{"route": f"GET {JOBS}", "status": 401}]
+    )
+    with pytest.raises(AuthError) as info:
+        await client.jobs(emulator.system)
+    assert isinstance(info.value, fc.FirecrestAuthFailed)
+    assert info.value.spawn_reason == "firecrest-auth"

@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,9 @@ from ..redact import redact, register_secret
 from .checks import TOKEN_ENV, Doctor, DoctorOptions
 from .report import Report, Step, format_report
 from .settings import ConfigProblem, hub_settings, read_env_file
+
+#: Variables of an --env-file whose values are secrets (never printed).
+_SECRET_NAME = re.compile(r"(?i)TOKEN|SECRET|PASSW|CREDENTIAL|PRIVATE|KEY")
 
 
 class _RefuseToken(argparse.Action):
@@ -49,7 +53,12 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--env-file", action="append", default=[],
                    help="KEY=VALUE file to add to the environment before reading the "
                         "configuration, e.g. the hub's systemd EnvironmentFile (repeatable)")  # fmt: skip
-    p.add_argument("--user", default="", help="check this user's credential, directory and jobs")
+    p.add_argument(
+        "--user",
+        default="",
+        help="check this user's credential and working directory, and submit as them a "
+        "short test job the service account cancels (and the --probe job)",
+    )
     p.add_argument("--user-token-file", default=None,
                    help=f"file holding the user's token (default: ${TOKEN_ENV})")  # fmt: skip
     p.add_argument("--user-token", action=_RefuseToken, help=argparse.SUPPRESS)
@@ -107,8 +116,9 @@ def run(args: argparse.Namespace) -> int:
                 values = read_env_file(env_file)
             except OSError as e:
                 raise ConfigProblem(f"cannot read --env-file {env_file}: {e.strerror}") from None
-            for value in values.values():
-                register_secret(value) if len(value) >= 8 else None
+            for key, value in values.items():
+                if _SECRET_NAME.search(key):
+                    register_secret(value)
             os.environ.update(values)
         token = _read_token(args, dict(os.environ))
         if token:

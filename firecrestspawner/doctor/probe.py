@@ -196,9 +196,11 @@ async def _probe(doctor: Doctor) -> Step:
     o = doctor.options
     settings = doctor.settings
     if not doctor.user_ok:
-        return Step("probe", title, "skip" if not o.user else "fail",
-                    "needs the user credential: the probe job is submitted as --user",
-                    f"pass --user NAME with its token (${'FIRECRESTSPAWNER_DOCTOR_TOKEN'})")  # fmt: skip
+        # Asked for and not run is a failure, not a pass: exit status 1.
+        return Step("probe", title, "fail",
+                    "needs a working user credential: the probe job is submitted as --user",
+                    "pass --user NAME with its token ($FIRECRESTSPAWNER_DOCTOR_TOKEN or "
+                    "--user-token-file), and see the user credential check")  # fmt: skip
     try:
         plan = make_plan(doctor, o.profile)
     except PlanError as e:

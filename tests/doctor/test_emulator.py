@@ -75,6 +75,10 @@ async def test_without_a_user_the_user_checks_are_skipped_not_failed(
     s = statuses(report)
     assert s["user-credential"] == s["workdir"] == s["sa-operator"] == "skip"
     assert "--user" in report.get("user-credential").detail
+    # A probe asked for cannot pass without a user: it fails, naming the fix.
+    report = await doctor(write_config(tmp_path / "probe", healthy), probe=True)
+    assert [s.id for s in report.steps if s.status == "fail"] == ["probe"]
+    assert "--user NAME" in report.get("probe").fix
 
 
 async def test_probe_proves_both_directions_with_the_doctor_in_the_hubs_place(

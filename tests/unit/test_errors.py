@@ -35,3 +35,24 @@ def test_the_api_answer_is_the_users_message_on_jupyterhub_5_and_6():
         shown = exc.log_message % exc.args
         assert exc.log_detail == "Refused options of alice: partition"
     assert shown == "Invalid option 'partition': 100% wrong."
+
+
+def test_a_failure_that_names_its_cause_keeps_its_reason():
+    from firecrestspawner.errors import AuthError, SpawnFailure, user_error
+
+    down = AuthError("identity provider at https://idp/token did not answer after 3 attempts")
+    exc = user_error(down, "The access file could not be written.", reason="token-file")
+    message, _ = format_exception(exc)
+    assert exc.reason == "identity-provider"
+    assert "identity provider" in message
+    assert "https://idp/token" not in message  # the detail is for the log
+    assert exc.status_code == 503
+    # Anything else is reported as the step's failure.
+    other = user_error(
+        OSError("disk"), "The access file could not be written.", reason="token-file"
+    )
+    assert other.reason == "token-file"
+    assert format_exception(other)[0] == "The access file could not be written."
+    custom = SpawnFailure("detail <x>", user_message="Shown <x>", spawn_reason="r", status_code=418)
+    assert custom.spawn_error().reason == "r"
+    assert format_exception(custom.spawn_error())[1] == "Shown &lt;x&gt;"

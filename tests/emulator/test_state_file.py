@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
+import signal
 import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from firecrestspawner.emulator.backends.base import identity
+from firecrestspawner.emulator.backends.processes import killpg, process_start
 from firecrestspawner.emulator.config import EmulatorConfig, SystemConfig
 from firecrestspawner.emulator.testing import RunningEmulator, running_emulator
 
@@ -22,6 +26,18 @@ pytestmark = pytest.mark.timeout(180)
 
 SYS = "cluster"
 EMULATOR = [sys.executable, "-m", "firecrestspawner", "emulator"]
+
+
+@pytest.fixture(autouse=True)
+def no_job_outlives_the_test(tmp_path) -> Iterator[None]:
+    """Jobs outlive an emulator with a state file: kill those a failed test left."""
+    yield
+    for state_file in tmp_path.rglob("*.json"):
+        with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
+            for saved in json.loads(state_file.read_text())["systems"][SYS]["jobs"]:
+                pid = saved["pid"]
+                if pid is not None and process_start(pid) == saved["pid_start"]:
+                    killpg(pid, signal.SIGKILL)
 
 
 def config(state_file: Path, **system) -> EmulatorConfig:

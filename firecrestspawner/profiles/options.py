@@ -34,6 +34,7 @@ fixed ``req`` < the user's validated choices (and a choice's own ``req``).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import types
@@ -61,6 +62,7 @@ from .models import Profile, ProfileSet, duration_seconds, format_duration
 from .script import (
     BUILTIN_REQ_NAMES,
     ScriptRejected,
+    ScriptTemplateError,
     forbidden_char,
     render_batch_script,
     trusted_variables,
@@ -583,13 +585,29 @@ def validate_options(
         req.update(updates)
         for name in updates:
             sources[name] = option.id
-    return ValidatedOptions(
+    validated = ValidatedOptions(
         profile=profile,
         values=types.MappingProxyType(values),
         req=types.MappingProxyType(req),
         sources=types.MappingProxyType(sources),
         untrusted=frozenset(untrusted),
     )
+    _check_script(validated)
+    return validated
+
+
+#: Spawn values for the trial rendering of :func:`_check_script` (inert words, as real ones are).
+_TRIAL_SPAWN = {"cmd": "jupyterhub-singleuser", "job_name": "fcs-trial", "workdir": "/fcs-trial"}
+
+
+def _check_script(validated: ValidatedOptions) -> None:
+    """Render the profile's script once with these values, so every path (form, ``opt-``
+    links, REST, saved options) refuses a value that cannot go where the template puts it,
+    naming the option, before anything starts. The spawn renders and checks again."""
+    # A refusal of a variable no option set, or a broken template, is the administrator's:
+    # validate reports it, and the spawn answers with its own message.
+    with contextlib.suppress(ScriptRejected, ScriptTemplateError):
+        validated.render_script(**_TRIAL_SPAWN)
 
 
 def _check_option(

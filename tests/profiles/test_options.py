@@ -455,11 +455,13 @@ profiles:
     from firecrestspawner.profiles import load_profile_text
 
     ps = ProfileSet(load_profile_text(text, name="t.yaml").profiles)
-    vo = validate_options(ps, {"acct": "a --uid 0"}, user=ALICE)
+    # The validator itself renders once, so every path refuses it before a spawn starts.
     with pytest.raises(OptionError) as info:
-        vo.render_script(cmd="x", job_name="j", workdir="/w")
+        validate_options(ps, {"acct": "a --uid 0"}, user=ALICE)
     assert info.value.field == "acct"
     assert "directive" in info.value.message
+    vo = validate_options(ps, {"acct": "a-b"}, user=ALICE)
+    assert "#SBATCH --account=a-b" in vo.render_script(cmd="x", job_name="j", workdir="/w")
 
 
 WHEN_BOOL = """

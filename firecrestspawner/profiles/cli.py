@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .errors import Problem, ProfileError
-from .loader import LoadedFile, merge_profiles, profile_files, read_profile_file
+from .loader import (
+    LoadedFile,
+    merge_profiles,
+    profile_files,
+    read_claimed_ids,
+    read_profile_file,
+)
 
 DEFAULT_PATHS = ("profiles",)
 
@@ -48,24 +54,36 @@ def _collect(paths: list[str]) -> tuple[list[Path], list[ProfileError]]:
 
 
 def validate_paths(paths: list[str]) -> tuple[list[LoadedFile], list[ProfileError]]:
-    """Load every profile file under ``paths``; also report profile ids defined twice."""
+    """Load every profile file under ``paths``; also report profile ids defined twice.
+
+    The same rule as the hub (:func:`~.loader.merge_profiles`, with the ids a
+    broken file may define), so ``validate`` and a hub reading the same files agree.
+    """
+    loaded, errors, _ = _validate(paths)
+    return loaded, errors
+
+
+def _validate(paths: list[str]) -> tuple[list[LoadedFile], list[ProfileError], list[str]]:
     files, errors = _collect(paths)
     loaded: list[LoadedFile] = []
+    broken: dict[str, frozenset[str]] = {}
     for f in files:
         try:
             loaded.append(read_profile_file(f))
         except ProfileError as e:
             errors.append(e)
-    _, duplicates = merge_profiles(loaded)
-    return loaded, errors + duplicates
+            broken[str(f)] = read_claimed_ids(f)
+    served, duplicates = merge_profiles(loaded, broken)
+    return loaded, errors + duplicates, [p.id for p in served]
 
 
 def cmd_validate(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    loaded, errors = validate_paths(args.paths or list(DEFAULT_PATHS))
+    loaded, errors, served = _validate(args.paths or list(DEFAULT_PATHS))
     if args.json:
         report: dict[str, Any] = {
             "valid": not errors,
+            "served": served,
             "files": [
                 {"file": lf.source, "profiles": [p.id for p in lf.profiles]} for lf in loaded
             ],

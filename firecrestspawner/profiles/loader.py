@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+import re
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -148,41 +149,95 @@ def profile_files(path: str | os.PathLike[str]) -> list[Path]:
     )
 
 
+#: ``id: name`` / ``id = "name"`` anywhere in a text: how a file that does not parse
+#: is searched for the profile ids it may define (option ids match too: fail closed).
+_ID_SCAN_RE = re.compile(r"""(?:^|[\s{,\-])id\s*[:=]\s*["']?([A-Za-z0-9][A-Za-z0-9_.\-]*)""", re.M)
+
+
+def claimed_ids(text: str, name: str = "<profile>") -> frozenset[str]:
+    """The profile ids a file that fails to load may define.
+
+    Its ``profiles[].id`` when the text parses into that shape, else every
+    ``id`` it mentions. A broken file keeps these ids from being served by
+    another file (see :func:`merge_profiles`), so breaking a file can never let a
+    duplicate take the place of its definition.
+    """
+    try:
+        data, _ = parse_text(text, name, format_for(name))
+    except (ProfileError, ValueError):
+        data = None
+    profiles = data.get("profiles") if isinstance(data, dict) else None
+    if isinstance(profiles, list):
+        ids = {p.get("id") for p in profiles if isinstance(p, dict)}
+        if all(isinstance(i, str) for i in ids):
+            return frozenset(ids)  # type: ignore[arg-type]
+    return frozenset(_ID_SCAN_RE.findall(text))
+
+
+def read_claimed_ids(path: Path) -> frozenset[str]:
+    """:func:`claimed_ids` of a file on disk (undecodable bytes replaced; unreadable: none)."""
+    try:
+        text = path.read_bytes()[: 4 * 1024 * 1024].decode("utf-8", "replace")
+    except OSError:
+        return frozenset()
+    return claimed_ids(text, str(path))
+
+
 def merge_profiles(
     loaded: Iterable[LoadedFile],
+    broken: Mapping[str, Collection[str]] | None = None,
 ) -> tuple[list[Profile], list[ProfileError]]:
-    """Profiles of several files; a profile id seen before is an error of the later file."""
-    seen: dict[str, str] = {}
+    """The profiles of several files, with one rule for ids defined more than once.
+
+    A profile id that more than one file defines, counting the ids a broken
+    file may define (``broken``: source -> :func:`claimed_ids`), is served by
+    **none** of them, and each loaded file that defines it gets an error. The
+    rule does not depend on file names or order, and a file breaking can only
+    withhold profiles, never let another definition (with other restrictions)
+    take the place of its own.
+    """
+    loaded = list(loaded)
+    owners: dict[str, list[str]] = {}
+    for lf in loaded:
+        for profile in lf.profiles:
+            owners.setdefault(profile.id, []).append(lf.source)
+    for source, ids in (broken or {}).items():
+        for profile_id in ids:
+            if profile_id in owners:
+                owners[profile_id].append(f"{source} (which does not load)")
     out: list[Profile] = []
     errors: list[ProfileError] = []
     for lf in loaded:
         for i, profile in enumerate(lf.profiles):
-            if profile.id in seen:
-                errors.append(
-                    ProfileError(
-                        [
-                            Problem(
-                                lf.source,
-                                f"$.profiles[{i}].id",
-                                f"profile id {profile.id!r} is already defined in {seen[profile.id]}; this one is skipped",
-                                "profile ids are unique across the files of a profile directory",
-                            )
-                        ]
-                    )
-                )
+            others = [o for o in owners[profile.id] if o != lf.source]
+            if not others:
+                out.append(profile)
                 continue
-            seen[profile.id] = lf.source
-            out.append(profile)
+            errors.append(
+                ProfileError(
+                    [
+                        Problem(
+                            lf.source,
+                            f"$.profiles[{i}].id",
+                            f"profile id {profile.id!r} is also defined in {', '.join(others)}; "
+                            "no definition of it is served until one file defines it",
+                            "profile ids are unique across the files of a profile directory",
+                        )
+                    ]
+                )
+            )
     return out, errors
 
 
 __all__ = [
     "PROFILE_SUFFIXES",
     "LoadedFile",
+    "claimed_ids",
     "load_profile_file",
     "load_profile_text",
     "merge_profiles",
     "profile_files",
     "profile_schema",
+    "read_claimed_ids",
     "read_profile_file",
 ]

@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ProfileError
-from .loader import LoadedFile, merge_profiles, profile_files, read_profile_file
+from .loader import (
+    LoadedFile,
+    merge_profiles,
+    profile_files,
+    read_claimed_ids,
+    read_profile_file,
+)
 from .models import ProfileSet
 
 log = logging.getLogger(__name__)
@@ -37,6 +43,8 @@ class _Entry:
     stamp: tuple[Any, ...]
     loaded: LoadedFile | None
     error: ProfileError | None
+    #: Ids the file defined when it last loaded and, while broken, ids it may define.
+    claimed: frozenset[str] = frozenset()
 
 
 class ProfileDirectory:
@@ -84,18 +92,20 @@ class ProfileDirectory:
                     loaded = read_profile_file(f)
                 except ProfileError as e:
                     self.log.error("Profile file %s is invalid and skipped:\n%s", f, e)
-                    self._entries[f] = _Entry(stamp, None, e)
+                    before = entry.claimed if entry is not None else frozenset()
+                    self._entries[f] = _Entry(stamp, None, e, before | read_claimed_ids(f))
                 else:
                     self.log.info("Loaded %d profile(s) from %s", len(loaded.profiles), f)
                     for warning in loaded.warnings:
                         self.log.warning("Profile file %s: %s", f, warning)
-                    entry = _Entry((), loaded, None)
+                    entry = _Entry((), loaded, None, frozenset(p.id for p in loaded.profiles))
                     entry.stamp = self._file_stamp(f, entry)
                     self._entries[f] = entry
             if changed or self._stamp is None:
                 self._stamp = ()
                 loaded_files = [e.loaded for _, e in sorted(self._entries.items()) if e.loaded]
-                profiles, dup_errors = merge_profiles(loaded_files)
+                broken = {str(f): e.claimed for f, e in self._entries.items() if e.loaded is None}
+                profiles, dup_errors = merge_profiles(loaded_files, broken)
                 for err in dup_errors:
                     self.log.error("%s", err)
                 file_errors = [e.error for _, e in sorted(self._entries.items()) if e.error]

@@ -25,15 +25,13 @@ from __future__ import annotations
 
 import functools
 import re
-import shlex
 import string
 from collections.abc import Collection, Iterable, Mapping
 from importlib import resources
 from typing import Any
 
 import jinja2
-from jinja2 import StrictUndefined, meta
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import meta
 
 from .directives import (
     _SCANNED_WORDS_RE,
@@ -42,6 +40,18 @@ from .directives import (
     slurm_arguments,
 )
 from .directives import directive_lines as _directive_lines
+from .sandbox import (
+    _ENV,
+    _FIELD_RE,
+    MAX_SCRIPT_CHARS,
+    ScriptTemplateError,
+    _check_spec,
+    _check_template,
+    check_template,
+    is_jinja,
+    shquote,
+    unquoted_body_values,
+)
 
 #: The request variables the documented spawner classes define (``req_<x>`` ->
 #: template variable ``<x>``). They always exist as template variables
@@ -95,31 +105,6 @@ class ScriptRejected(ValueError):
         self.reason = reason
 
 
-class ScriptTemplateError(ValueError):
-    """The template itself is broken (syntax, unknown variable, forbidden access)."""
-
-
-def shquote(value: object) -> str:
-    """Quote a value as one shell word (``shlex.quote``)."""
-    return shlex.quote("" if value is None else str(value))
-
-
-def _env() -> SandboxedEnvironment:
-    env = SandboxedEnvironment(
-        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
-    )
-    env.filters["shquote"] = shquote
-    return env
-
-
-_ENV = _env()
-
-
-def is_jinja(template: str) -> bool:
-    """Whether a template is Jinja2 (as the documented ``format_template`` decides)."""
-    return "{{" in template or "{%" in template
-
-
 @functools.lru_cache(maxsize=16)
 def builtin_template(name: str) -> str:
     """The text of a built-in template (``slurm`` or ``pbs``)."""
@@ -146,6 +131,7 @@ def template_variables(template: str) -> set[str]:
 @functools.lru_cache(maxsize=512)
 def _template_variables(template: str) -> frozenset[str]:
     # Cached by text: profile loading and every spawn ask again for the same few templates.
+    _check_template(template)
     if is_jinja(template):
         try:
             ast = _ENV.parse(template)
@@ -158,10 +144,8 @@ def _template_variables(template: str) -> frozenset[str]:
 @functools.lru_cache(maxsize=512)
 def _compiled(template: str) -> jinja2.Template:
     """The compiled template, cached by its text (compiling costs ~15 ms of CPU)."""
+    _check_template(template)
     return _ENV.from_string(template)
-
-
-_FIELD_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")
 
 
 def _format_fields(template: str) -> Iterable[tuple[str, str]]:
@@ -182,6 +166,8 @@ def _format_fields(template: str) -> Iterable[tuple[str, str]]:
             raise ScriptTemplateError(
                 f"str.format field {{{field_name}}}: nested fields are not allowed"
             )
+        if format_spec:
+            _check_spec(format_spec, f"str.format field {{{field_name}}}")
         yield m.group(1), field_name
 
 
@@ -202,21 +188,47 @@ class _StrictFormatter(string.Formatter):
 
 
 def _render(template: str, variables: Mapping[str, Any], name: str) -> str:
+    """Render; any failure is a :class:`ScriptTemplateError` naming the template, never a traceback."""
     if not is_jinja(template):
         try:
+            _check_template(template)
             return _StrictFormatter().vformat(template, (), dict(variables))
         except ScriptTemplateError as e:
             raise ScriptTemplateError(f"{name}: {e}") from None
-        except (ValueError, IndexError, KeyError, TypeError) as e:
-            raise ScriptTemplateError(f"{name}: str.format template: {e}") from None
+        except Exception as e:  # noqa: BLE001 - any failure of the template is the admin's to fix
+            raise ScriptTemplateError(f"{name}: str.format template: {_describe(e)}") from None
     try:
-        return _compiled(template).render(dict(variables))
+        return _bounded_output(_compiled(template).generate(dict(variables)))
+    except ScriptTemplateError as e:
+        raise ScriptTemplateError(f"{name}: {e}") from None
     except jinja2.UndefinedError as e:
         raise ScriptTemplateError(f"{name}: {e.message}") from None
     except jinja2.TemplateSyntaxError as e:
         raise ScriptTemplateError(f"{name}: line {e.lineno}: {e.message}") from None
     except jinja2.exceptions.SecurityError as e:
         raise ScriptTemplateError(f"{name}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - any failure of the template is the admin's to fix
+        raise ScriptTemplateError(f"{name}: {_describe(e)}") from None
+
+
+def _describe(error: Exception) -> str:
+    text = str(error)
+    if len(text) > 200:
+        text = text[:197] + "..."
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _bounded_output(chunks: Iterable[str]) -> str:
+    out: list[str] = []
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > MAX_SCRIPT_CHARS:
+            raise ScriptTemplateError(
+                f"the script would be longer than {MAX_SCRIPT_CHARS} characters"
+            )
+        out.append(chunk)
+    return "".join(out)
 
 
 def format_template(template: str, **kwargs: Any) -> str:
@@ -448,6 +460,7 @@ __all__ = [
     "ScriptRejected",
     "ScriptTemplateError",
     "builtin_template",
+    "check_template",
     "check_value",
     "directive_lines",
     "forbidden_char",
@@ -458,4 +471,5 @@ __all__ = [
     "shquote",
     "template_variables",
     "trusted_variables",
+    "unquoted_body_values",
 ]

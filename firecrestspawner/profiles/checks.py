@@ -32,10 +32,11 @@ from ..states import (
 from . import models as m
 from .errors import Problem, json_path, short
 from .html_pattern import pattern_problem
-from .options import when_text
+from .options import DECLARED_KINDS, when_text
 from .parse import block_line, position
 from .regex import fullmatch as regex_fullmatch
 from .regex import regex_problem
+from .sandbox import MAX_TEMPLATE_CHARS
 from .script import (
     BUILTIN_REQ_NAMES,
     BUILTIN_TEMPLATES,
@@ -43,7 +44,9 @@ from .script import (
     ScriptTemplateError,
     builtin_template,
     template_variables,
+    unquoted_body_values,
 )
+from .trial import declared_value_problems
 
 #: Request-variable names an option may not set: the spawner provides them.
 RESERVED_OPTION_REQ = frozenset({*SPAWN_VARIABLES, "host", "username", "homedir"})
@@ -156,11 +159,23 @@ class _Checker:
             full = self.base_dir / path
             self.dependencies.append(full)
             try:
-                return full.read_text(encoding="utf-8"), str(full)
-            except OSError as e:
+                real = full.resolve(strict=True)
+                if not real.is_relative_to(self.base_dir.resolve()):
+                    self.add(
+                        [*parts, "batch_script", "template_file"],
+                        f"template_file {bs.template_file!r} resolves to {real}, outside the "
+                        "profile directory",
+                        "keep the template (not a link to it) in the profile directory",
+                    )
+                    return None
+                if len(real.read_bytes()) > MAX_TEMPLATE_CHARS * 4:
+                    raise OSError(0, f"larger than {MAX_TEMPLATE_CHARS * 4} bytes")
+                return real.read_text(encoding="utf-8"), str(full)
+            except (OSError, UnicodeDecodeError) as e:
+                reason = getattr(e, "strerror", None) or getattr(e, "reason", None) or str(e)
                 self.add(
                     [*parts, "batch_script", "template_file"],
-                    f"cannot read template file {bs.template_file!r}: {e.strerror}",
+                    f"cannot read template file {bs.template_file!r}: {reason}",
                     "the path is relative to the profile file",
                 )
                 return None
@@ -293,6 +308,7 @@ def check_file(
 ) -> tuple[list[m.Profile], list[Problem], list[Path], list[Problem]]:
     """Profiles, problems, files read (``template_file``) and warnings of one parsed file."""
     c = _Checker(name, doc, base_dir)
+    _check_texts(c, spec)
     systems: dict[str, m.System] = {}
     for i, sys_spec in enumerate(spec.systems):
         if sys_spec.name in systems:
@@ -435,6 +451,7 @@ def check_file(
             except ScriptTemplateError as e:
                 c.add(script_parts, f"template error: {e}", "fix the template syntax")
             else:
+                _warn_body_values(c, script_parts, text, _user_vars(p.options, legacy))
                 unknown = sorted(used - known_vars)
                 if unknown:
                     line_hint = block_line(doc, script_parts, text, unknown[0])
@@ -452,31 +469,104 @@ def check_file(
             continue
         states = _resolve_states(scheduler, system.states, p.states)
         url = system.firecrest_url or spec.firecrest_url
-        resolved.append(
-            m.Profile(
-                id=p.id,
-                display_name=p.display_name,
-                description=p.description,
-                system=p.system,
-                scheduler=scheduler,
-                firecrest_url=url,
-                workdir=system.workdir,
-                default=p.default,
-                groups=tuple(p.groups) if p.groups is not None else None,
-                users=tuple(p.users) if p.users is not None else None,
-                template=text,
-                template_name=template_name,
-                defaults=m.freeze({**spec.defaults, **system.req}),
-                fixed=m.freeze(p.req),
-                states=states,
-                options=tuple(p.options),
-                legacy_lists=legacy,
-                source=name,
-                spec=p,
-                html_patterns=types.MappingProxyType(html_patterns),
-            )
+        profile = m.Profile(
+            id=p.id,
+            display_name=p.display_name,
+            description=p.description,
+            system=p.system,
+            scheduler=scheduler,
+            firecrest_url=url,
+            workdir=system.workdir,
+            default=p.default,
+            groups=tuple(p.groups) if p.groups is not None else None,
+            users=tuple(p.users) if p.users is not None else None,
+            template=text,
+            template_name=template_name,
+            defaults=m.freeze({**spec.defaults, **system.req}),
+            fixed=m.freeze(p.req),
+            states=states,
+            options=tuple(p.options),
+            legacy_lists=legacy,
+            source=name,
+            spec=p,
+            html_patterns=types.MappingProxyType(html_patterns),
         )
+        found = declared_value_problems(spec, i, profile)
+        for where, message, hint in found:
+            c.add(script_parts if where is None else where, message, hint)
+        if not found:
+            resolved.append(profile)
     return resolved, c.problems, c.dependencies, c.warnings
+
+
+#: Characters no text a profile shows may hold: C0 and C1 controls (a description may
+#: hold newlines and tabs), line separators and the bidirectional overrides that make
+#: a label read differently from what it is.
+_SHOWN_FORBIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_LABEL_FORBIDDEN = re.compile("[\n\t]")
+
+
+def _user_vars(options: list[m.Option], legacy: bool) -> set[str]:
+    """Template variables whose value a user types or the cluster names."""
+    names: set[str] = set()
+    for opt in options:
+        if isinstance(opt, DECLARED_KINDS):
+            continue
+        names.add(opt.req_name)
+        if legacy:
+            names.add(opt.id)
+    return names
+
+
+def _check_texts(c: _Checker, spec: m.ProfileFile) -> None:
+    """Refuse control characters in every text the form or the page shows."""
+
+    def check(parts: list[Any], obj: Any) -> None:
+        for key in ("display_name", "description"):
+            text = getattr(obj, key, None)
+            if not isinstance(text, str):
+                continue
+            found = _SHOWN_FORBIDDEN.search(text) or (
+                _LABEL_FORBIDDEN.search(text) if key == "display_name" else None
+            )
+            if found:
+                c.add(
+                    [*parts, key],
+                    f"contains the control character U+{ord(found.group()):04X}",
+                    "texts shown to users hold printable characters"
+                    + (
+                        " (and, in a description, newlines and tabs)"
+                        if key == "description"
+                        else ""
+                    ),
+                )
+
+    for i, system in enumerate(spec.systems):
+        check(["systems", i], system)
+    for i, p in enumerate(spec.profiles):
+        check(["profiles", i], p)
+        for j, opt in enumerate(p.options):
+            check(["profiles", i, "options", j], opt)
+            if isinstance(opt, m.ChoiceOption):
+                for key, choice in opt.choices.items():
+                    check(["profiles", i, "options", j, "choices", key], choice)
+            if isinstance(opt, m.UenvOption):
+                for key, image in opt.images.items():
+                    check(["profiles", i, "options", j, "images", key], image)
+                    for view_key, view in image.views.items():
+                        parts = ["profiles", i, "options", j, "images", key, "views", view_key]
+                        check(parts, view)
+
+
+def _warn_body_values(c: _Checker, parts: list[Any], text: str, user_vars: set[str]) -> None:
+    """Warn about user-controlled values the template puts in the script body unquoted."""
+    for line, name in unquoted_body_values(text, user_vars):
+        c.warn(
+            parts,
+            f"template line {line}: {name!r} comes from the user and is inserted into the "
+            "script body without `| shquote`; the shell would run what the user typed there",
+            f"write `{{{{ {name} | shquote }}}}` (one shell word), or restrict the option's values",
+        )
 
 
 def _browser_pattern(c: _Checker, parts: list[Any], pattern: str) -> str:

@@ -90,6 +90,15 @@ def describe_type(value: Any) -> str:
     return type(value).__name__
 
 
+class OptionError(ValueError):
+    """A user option was refused. ``field`` names it; ``message`` says why and what is allowed."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
 def short(value: Any) -> str:
     """A value as shown in a message: quoted text, JSON otherwise, at most 60 characters."""
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**60:
@@ -102,6 +111,7 @@ def short(value: Any) -> str:
 
 
 __all__ = [
+    "OptionError",
     "Problem",
     "ProfileError",
     "describe_type",

@@ -34,13 +34,9 @@ fixed ``req`` < the user's validated choices (and a choice's own ``req``).
 
 from __future__ import annotations
 
-import contextlib
-import math
-import re
 import types
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from . import models as m
@@ -57,8 +53,9 @@ from .choices import (
     option_visible,
     visible_profiles,
 )
-from .errors import short
+from .errors import OptionError, short
 from .models import Profile, ProfileSet, duration_seconds, format_duration
+from .numbers import MAX_NUMBER, check_integer, check_number, number_text
 from .script import (
     BUILTIN_REQ_NAMES,
     ScriptRejected,
@@ -76,15 +73,6 @@ PROFILE_KEY = "profile"
 MAX_VALUE_LENGTH = 4096
 _TRUE = frozenset({"true", "on", "1", "yes"})
 _FALSE = frozenset({"false", "off", "0", "no", ""})
-
-
-class OptionError(ValueError):
-    """A user option was refused. ``field`` names it; ``message`` says why and what is allowed."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -368,74 +356,6 @@ def _check_cluster(
     return name
 
 
-#: Largest magnitude of a number option's value; beyond it (or not finite) is refused
-#: before any arithmetic, so no value can overflow a conversion.
-MAX_NUMBER = 2**53
-
-
-def _check_magnitude(option: m.Option, value: Any, what: str) -> None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if isinstance(value, float) and not math.isfinite(value):
-            raise OptionError(option.id, f"expected {what}, got {short(value)}")
-        if abs(value) > MAX_NUMBER:
-            raise OptionError(
-                option.id, f"{short(value)} is too large (at most {MAX_NUMBER} in magnitude)"
-            )
-
-
-def _check_integer(option: m.IntegerOption, value: Any) -> int:
-    if isinstance(value, bool):
-        raise OptionError(option.id, f"expected a whole number, got {short(value)}")
-    _check_magnitude(option, value, "a whole number")
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    elif isinstance(value, str) and re.fullmatch(r"[+-]?\d{1,18}", value.strip()):
-        value = int(value.strip())
-    if not isinstance(value, int):
-        raise OptionError(option.id, f"expected a whole number, got {short(value)}")
-    _check_magnitude(option, value, "a whole number")
-    _check_range(option, value, option.min, option.max, option.step)
-    return value
-
-
-def _check_number(option: m.NumberOption, value: Any) -> float:
-    if isinstance(value, bool):
-        raise OptionError(option.id, f"expected a number, got {short(value)}")
-    if isinstance(value, str) and re.fullmatch(
-        r"[+-]?(?:\d{1,18}(?:\.\d{0,12})?|\.\d{1,12})", value.strip()
-    ):
-        value = float(value.strip())
-    if not isinstance(value, (int, float)):
-        raise OptionError(option.id, f"expected a number, got {short(value)}")
-    _check_magnitude(option, value, "a number")
-    value = float(value)
-    _check_range(option, value, option.min, option.max, option.step)
-    return value
-
-
-def _number_text(value: float) -> str:
-    """A number as a request value: ``4`` for 4.0, ``1.5``, never an exponent."""
-    if value.is_integer():
-        return str(int(value))
-    return format(Decimal(repr(value)), "f")
-
-
-def _check_range(
-    option: m.Option, value: float, lo: float | None, hi: float | None, step: float | None
-) -> None:
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        low = "-inf" if lo is None else f"{lo:g}"
-        high = "inf" if hi is None else f"{hi:g}"
-        raise OptionError(option.id, f"{value:g} is outside the allowed range {low} to {high}")
-    if step is not None:
-        base = lo if lo is not None else 0
-        k = (value - base) / step
-        if abs(k - round(k)) > 1e-9:
-            raise OptionError(
-                option.id, f"{value:g} is not allowed; use steps of {step:g} from {base:g}"
-            )
-
-
 def _check_duration(option: m.DurationOption, value: Any) -> str:
     text = _as_text(option.id, value).strip()
     try:
@@ -601,13 +521,23 @@ _TRIAL_SPAWN = {"cmd": "jupyterhub-singleuser", "job_name": "fcs-trial", "workdi
 
 
 def _check_script(validated: ValidatedOptions) -> None:
-    """Render the profile's script once with these values, so every path (form, ``opt-``
-    links, REST, saved options) refuses a value that cannot go where the template puts it,
-    naming the option, before anything starts. The spawn renders and checks again."""
-    # A refusal of a variable no option set, or a broken template, is the administrator's:
-    # validate reports it, and the spawn answers with its own message.
-    with contextlib.suppress(ScriptRejected, ScriptTemplateError):
+    """Render once, so every path refuses a value the template cannot take, naming the option.
+
+    A refused value the file declares (or a broken template) is the administrator's:
+    ``validate`` reports it; only what the user typed or the cluster named is raised.
+    """
+    try:
         validated.render_script(**_TRIAL_SPAWN)
+    except OptionError as e:
+        option = next((o for o in validated.profile.options if o.id == e.field), None)
+        if option is not None and not isinstance(option, DECLARED_KINDS):
+            raise
+    except (ScriptRejected, ScriptTemplateError):
+        pass
+
+
+#: Option kinds whose values the file declares (a refused one is the administrator's mistake).
+DECLARED_KINDS = (m.ChoiceOption, m.UenvOption, m.BooleanOption)
 
 
 def _check_option(
@@ -638,11 +568,11 @@ def _check_option(
         typed = _check_cluster(option, value, profile.system, cluster)
         updates = {option.req_name: typed}
     elif isinstance(option, m.IntegerOption):
-        typed = _check_integer(option, value)
+        typed = check_integer(option, value)
         updates = {option.req_name: str(typed)}
     elif isinstance(option, m.NumberOption):
-        typed = _check_number(option, value)
-        updates = {option.req_name: _number_text(typed)}
+        typed = check_number(option, value)
+        updates = {option.req_name: number_text(typed)}
     elif isinstance(option, m.DurationOption):
         typed = _check_duration(option, value)
         updates = {option.req_name: typed}
@@ -674,6 +604,7 @@ def _pick_profile(profile_set: ProfileSet, wanted: Any, user: UserInfo) -> Profi
 
 __all__ = [
     "IGNORED_KEYS",
+    "MAX_NUMBER",
     "MAX_VALUE_LENGTH",
     "PROFILE_KEY",
     "ClusterChoices",

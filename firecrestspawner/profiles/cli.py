@@ -225,6 +225,13 @@ def schema_markdown(schema: dict[str, Any]) -> str:
 def _template_section() -> list[str]:
     from .checks import SCHEDULER_STATES
     from .options import IGNORED_KEYS
+    from .sandbox import (
+        MAX_FORMAT_WIDTH,
+        MAX_RANGE,
+        MAX_SCRIPT_CHARS,
+        MAX_TEMPLATE_CHARS,
+        SAFE_FILTERS,
+    )
     from .script import BUILTIN_REQ_NAMES, BUILTIN_TEMPLATES, SPAWN_VARIABLES
 
     lines = [
@@ -245,8 +252,50 @@ def _template_section() -> list[str]:
             "choices (and a choice's own `req`)."
         ),
         "",
-        "Filters: Jinja2's built-ins and `shquote` (one shell word, `shlex.quote`). Built-in "
-        "templates: " + ", ".join(f"`{n}`" for n in BUILTIN_TEMPLATES) + ".",
+        "Filters: `shquote` (one shell word, `shlex.quote`) and these of Jinja2's: "
+        + ", ".join(f"`{n}`" for n in sorted(SAFE_FILTERS - {"shquote"}))
+        + ". Built-in templates: "
+        + ", ".join(f"`{n}`" for n in BUILTIN_TEMPLATES)
+        + ".",
+        "",
+        "## What a template may do",
+        "",
+        (
+            "Templates render in Jinja2's sandbox with bounded costs, checked when the file is "
+            "loaded: no `include`, `import` or `extends` (a template is one self-contained text); "
+            f"at most {MAX_TEMPLATE_CHARS} characters; no loop inside a loop or a macro; "
+            f"`range()` of at most {MAX_RANGE} items; widths in format specifications "
+            f"(`{{:>10}}`, `%10s`) at most {MAX_FORMAT_WIDTH}; a rendered script of at most "
+            f"{MAX_SCRIPT_CHARS} characters. A template that fails at a spawn gives a clear "
+            "message naming the profile, never a traceback."
+        ),
+        "",
+        "## Scheduler directives and the values in them",
+        "",
+        (
+            "Lines starting with `#SBATCH`, `#SLURM`, `#PBS` or `#BSUB` (after blanks too) are "
+            "directive lines. A value that is not the administrator's shell fragment (`cmd`, "
+            "`prologue`, `epilogue`, `options`, `srun`, `submitenv`) may go onto a directive line "
+            "only as one *inert word*: letters, digits and `. , : = @ % + / _ -`, not starting with "
+            "`-` or `:`, not containing `packjob` or `hetjob`; an empty value may not stand as a word "
+            "of its own. The check follows `sbatch`'s own reading of the line (its tokenizer, "
+            "checked against real `sbatch`). Anywhere else in the script a value goes as it is: "
+            "write `{{ x | shquote }}`; `validate` warns about a user's value in the body without "
+            "it. Values the file declares (`req`, `defaults`, a system's `req`, choices, uenv "
+            "images, booleans) pass the same checks when the file is loaded, so a mistake there is "
+            "reported at its line, never to a user at a spawn."
+        ),
+        "",
+        "## Several files",
+        "",
+        (
+            "A profile directory reads every `*.yaml`, `*.yml` and `*.toml` file. A profile id that "
+            "more than one file defines is served by none of them (each file gets an error), and a "
+            "file that does not load still counts with the ids it may define, so breaking a file "
+            "never lets another definition, with other restrictions, take the place of its own. "
+            "`validate` applies the same rule. Text patterns and cluster filters are matched with "
+            "RE2 (linear time); a construct RE2 cannot run is refused when the file is loaded."
+        ),
         "",
         "## Option values from users",
         "",

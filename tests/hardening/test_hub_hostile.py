@@ -296,3 +296,49 @@ async def test_hostile_regex_validations_do_not_block_the_hub(
     assert health_codes
     assert set(health_codes) == {200}
     assert max(lags) < 5.0
+
+
+BROKEN_AT_SPAWN = """\
+version: 1
+firecrest_url: {url}
+systems:
+  - name: cluster
+    workdir: {workdir}
+profiles:
+  - id: fragile
+    display_name: Fragile
+    system: cluster
+    options:
+      - id: nnodes
+        display_name: Nodes
+        kind: integer
+        min: 1
+        max: 4
+        default: 2
+    batch_script:
+      template: |
+        #!/bin/bash
+        #SBATCH --job-name={{{{ job_name }}}}
+        echo {{{{ 100 // (nnodes | int - 1) }}}}
+        {{{{ cmd }}}}
+"""
+
+
+async def test_template_error_at_spawn_is_a_clear_message(
+    app, use_spawner, make_user, hub_emulator, workdir, tmp_path
+):
+    """A template that fails only for some values: a 500 with a message, never a traceback."""
+    directory = tmp_path / "fragile"
+    directory.mkdir()
+    (directory / "site.yaml").write_text(
+        BROKEN_AT_SPAWN.format(url=hub_emulator.url, workdir=workdir), encoding="utf-8"
+    )
+    use_spawner(directory)
+    user, _ = await make_user("fragile")
+    body = json.dumps({"profile": "fragile", "nnodes": 1})
+    r = await api_request(app, "users", user.name, "server", method="post", data=body)
+    assert r.status_code == 500
+    message = r.json()["message"]
+    assert "batch script template could not be rendered" in message
+    assert "Traceback" not in r.text
+    assert jobs_of(hub_emulator, user.name) == []

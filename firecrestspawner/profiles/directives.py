@@ -56,6 +56,7 @@ def inert_word_problem(value: str) -> str | None:
     (``sbatch`` stops with an error), and may not contain ``packjob`` or
     ``hetjob`` (``sbatch`` looks for them anywhere in the line).
     """
+    value = str.__str__(value)  # a plain str: a subclass may answer [0] differently
     if value == "":
         return None
     if not _INERT_RE.fullmatch(value):

@@ -30,7 +30,6 @@ something other than what it says.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -40,7 +39,7 @@ from traitlets.config import Configurable
 from . import client as fc
 from .cluster import CACHE, ClusterChoice, ClusterChoices, PooledStatusClient
 from .errors import spawn_error
-from .profiles import Profile, ProfileDirectory, ProfileSet, form
+from .profiles import Profile, ProfileDirectory, ProfileSet, form, regex
 from .profiles.options import (
     OptionError,
     UserInfo,
@@ -181,8 +180,8 @@ class ProfileModeMixin(Configurable):
                 allow=option.allow,
             )
             if option.filter:
-                pattern = re.compile(option.filter)
-                items = tuple(c for c in result.items if pattern.fullmatch(c.value))
+                # RE2 (linear time), as the validator: a cluster's names cannot stall the loop.
+                items = tuple(c for c in result.items if regex.fullmatch(option.filter, c.value))
                 result = ClusterChoices(
                     result.source,
                     result.system,

@@ -129,3 +129,37 @@ def test_overflowing_numbers_are_a_400_naming_the_field() -> None:
                 validate_options(profile_set, {"profile": "open", option: value}, user=user)
             assert info.value.field == option
             assert len(str(info.value)) < 300
+
+
+def test_render_command_answers_every_hostile_value(tmp_path: Path) -> None:
+    """``firecrestspawner render --set``: exit 0 with a script or 1 with a reason, never a crash."""
+    import io
+    from argparse import Namespace
+
+    from firecrestspawner.profiles.cli import DEFAULT_CMD, cmd_render
+
+    site = tmp_path / "open.yaml"
+    site.write_text(PERMISSIVE, encoding="utf-8")
+    statuses: dict[int, int] = {}
+    for option in ("comment", "account", "nnodes", "mem", "runtime", "gpu", "part"):
+        for value in [v for v in hostile_values(150) if "\ud800" not in v]:
+            out, err = io.StringIO(), io.StringIO()
+            args = Namespace(
+                file=str(site),
+                profile="open",
+                set=[f"{option}={value}"],
+                user="alice",
+                group=None,
+                cluster=None,
+                cmd=DEFAULT_CMD,
+                workdir=None,
+                job_name=None,
+                show_request=False,
+            )
+            status = cmd_render(args, out=out, err=err)
+            statuses[status] = statuses.get(status, 0) + 1
+            if status == 1:
+                assert err.getvalue().startswith("refused: "), err.getvalue()[:200]
+                assert option in err.getvalue()
+    assert set(statuses) <= {0, 1}
+    assert statuses.get(1, 0) > 500

@@ -518,6 +518,7 @@ def validate_options(
 
 #: Spawn values for the trial rendering of :func:`_check_script` (inert words, as real ones are).
 _TRIAL_SPAWN = {"cmd": "jupyterhub-singleuser", "job_name": "fcs-trial", "workdir": "/fcs-trial"}
+_TRIAL_USER = {"username": "fcs-trial", "homedir": "/home/fcs-trial"}
 
 
 def _check_script(validated: ValidatedOptions) -> None:
@@ -527,7 +528,7 @@ def _check_script(validated: ValidatedOptions) -> None:
     ``validate`` reports it; only what the user typed or the cluster named is raised.
     """
     try:
-        validated.render_script(**_TRIAL_SPAWN)
+        validated.render_script(**_TRIAL_SPAWN, extra=_TRIAL_USER)
     except OptionError as e:
         option = next((o for o in validated.profile.options if o.id == e.field), None)
         if option is not None and not isinstance(option, DECLARED_KINDS):

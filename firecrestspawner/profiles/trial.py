@@ -28,6 +28,10 @@ _TRIAL_SPAWN = {
 }
 
 
+#: What the spawner adds for the user (plain words, as a hub's user names are).
+_TRIAL_USER = {"username": "fcs-validate", "homedir": "/home/fcs-validate"}
+
+
 def _trials(profile: m.Profile) -> list[dict[str, Any]]:
     """Options to render with: the defaults, then each declared value of each option in turn."""
     out: list[dict[str, Any]] = [{"profile": profile.id}]
@@ -120,7 +124,7 @@ def declared_value_problems(
     for raw in _trials(profile):
         try:
             vo = validate_options(profile_set, raw, user=user, cluster=cluster)
-            variables = vo.template_variables(**_TRIAL_SPAWN)
+            variables = vo.template_variables(**_TRIAL_SPAWN, extra=_TRIAL_USER)
             trusted = trusted_variables(variables, vo.untrusted_variables())
             render_batch_script(
                 profile.template, variables, name=profile.template_name, trusted=trusted

@@ -188,6 +188,23 @@ async def test_hostile_values_on_rest_form_links_and_saved_options_never_500(
         statuses["rest"].append(r.status_code)
         assert r.status_code == 400, (option, value, r.status_code, r.text[:300])
         assert expected in r.json()["message"]
+    # The profile key and the keys themselves.
+    odd_bodies: list[Any] = [
+        {"profile": v} for v in [*refused[:20], 10**400, [[["x"]]], {"a": "b"}, True]
+    ]
+    odd_bodies += [
+        {"profile": "open", k: "x"} for k in ["cmd", "_xsrf2", "a" * 5000, "\u2028", "x\ny"]
+    ]
+    odd_bodies += [
+        {"profile": "open", "comment": {"image": "x"}},
+        {"profile": "open", "nnodes": {}},
+    ]
+    for body in odd_bodies:
+        r = await api_request(
+            app, "users", user.name, "server", method="post", data=json.dumps(body)
+        )
+        statuses["rest"].append(r.status_code)
+        assert r.status_code == 400, (body, r.status_code, r.text[:300])
     assert jobs_of(hub_emulator, user.name) == []
 
     # Form POST: strings as a browser sends them.

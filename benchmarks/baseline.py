@@ -9,9 +9,9 @@ measure exactly the two switches.
 Each spawner has its own HTTP client (the existing firecrestspawner creates
 one per call); the first use costs one TLS context, later polls reuse it.
 
-Switched off by overriding three private methods of ``FirecRESTSpawnerBase``
-(``_observe``, ``_user_client``, ``_service_client``): the spawner has no
-public switch for them. If the spawner's internals change, the CI run in
+Switched off by overriding the spawner's two private client factories
+(``_user_client``, ``_service_client``) and the job controller's ``observe``
+(``controller_class``): the spawner has no public switch for them. If the spawner's internals change, the CI run in
 ``tests/benchmarks`` fails, so this stays honest.
 """
 
@@ -23,6 +23,7 @@ from typing import Any
 from firecrestspawner import client as fc
 from firecrestspawner import status as status_cache
 from firecrestspawner.auth import AuthorizationCodeFlowAuth, ServiceAccountAuth, SessionExpired
+from firecrestspawner.jobs import JobController
 from firecrestspawner.spawner import SlurmSpawner
 
 
@@ -47,10 +48,32 @@ class NoCacheUserAuth(_NoCache, AuthorizationCodeFlowAuth):
 _service_accounts: dict[tuple[str, str], NoCacheServiceAccountAuth] = {}
 
 
+class BaselineController(JobController):
+    """Job control without the shared status cache."""
+
+    async def observe(self, max_age: float) -> status_cache.Observation:
+        """One request for this job, every time (no cache, no sharing)."""
+        r = self.record
+        try:
+            if self.access.poll_with_service and self.access.service is not None:
+                client = await self.access.service(r.firecrest_url)
+            else:
+                client = await self.user_client()
+            job: Any = await client.job(r.system, r.job_id)
+        except Exception as e:  # noqa: BLE001 - a failure is "unknown", as in the real spawner
+            return status_cache.Observation(None, time.monotonic(), e)
+        return status_cache.Observation(job, time.monotonic())
+
+
 class BaselineSpawner(SlurmSpawner):
     """SlurmSpawner without the shared status cache and without token caching."""
 
-    async def _user_client(self) -> fc.FirecrestClient:
+    controller_class = BaselineController
+
+    def _url(self, url: str) -> str:
+        return url or self.record.firecrest_url or self.firecrest_url
+
+    async def _user_client(self, url: str = "") -> fc.FirecrestClient:
         cred = getattr(self, "_baseline_auth", None)
         if cred is None:
             state = await self.user.get_auth_state() or {}
@@ -62,10 +85,10 @@ class BaselineSpawner(SlurmSpawner):
             self._baseline_auth = cred
         self.access_token_is_valid = True
         return fc.get_client(
-            self._current_url(), f"baseline-user:{self.user.name}", cred, self._client_settings()
+            self._url(url), f"baseline-user:{self.user.name}", cred, self._client_settings()
         )
 
-    async def _service_client(self) -> fc.FirecrestClient:
+    async def _service_client(self, url: str = "") -> fc.FirecrestClient:
         key = (self.service_account_token_url, self.service_account_client_id)
         cred = _service_accounts.get(key)
         if cred is None:
@@ -77,22 +100,11 @@ class BaselineSpawner(SlurmSpawner):
         # One client per spawner, as the existing firecrestspawner makes its own
         # client per call: N polls never queue in one shared connection pool.
         return fc.get_client(
-            self._current_url(),
+            self._url(url),
             f"baseline-sa:{self.service_account_client_id}:{self.user.name}:{self.name}",
             cred,
             self._client_settings(),
         )
-
-    async def _observe(self, max_age: float) -> status_cache.Observation:
-        """One request for this job, every time (no cache, no sharing)."""
-        system = self._current_system()
-        job_id = self.job_id
-        try:
-            client, _identity, _allusers = await self._polling_client()
-            job: Any = await client.job(system, job_id)
-        except Exception as e:  # noqa: BLE001 - a failure is "unknown", as in the real spawner
-            return status_cache.Observation(None, time.monotonic(), e)
-        return status_cache.Observation(job, time.monotonic())
 
 
 def reset() -> None:

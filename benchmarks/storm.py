@@ -56,9 +56,9 @@ async def _report_ports(spawners: list, stop: asyncio.Event) -> None:
         still = []
         for i, s in pending:
             waiter = s.port_waiter
-            if s._phase == "waiting" and waiter is not None and waiter.open:
+            if s.phase == "waiting" and waiter is not None and waiter.open:
                 waiter.report(20000 + i)
-            elif s._phase not in ("ready", "failed"):
+            elif s.phase not in ("ready", "failed"):
                 still.append((i, s))
         pending = still
         await asyncio.sleep(0.02)
@@ -94,7 +94,7 @@ async def spawn_all(
             return
         durations.append(time.monotonic() - t0)
         if to_submit is not None:
-            to_submit.append(s._submitted_at - wall0)
+            to_submit.append(s.record.submitted_at - wall0)
 
     starts = [asyncio.ensure_future(timed(s)) for s in spawners]
     await asyncio.sleep(0)  # start() has set its phase before progress is read

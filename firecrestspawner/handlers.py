@@ -10,10 +10,11 @@ token lives in the user's job environment: a mass-assignment hole (``cmd``,
 * authenticates with the ``Authorization: token ...`` header only;
 * finds the one spawner of the token's user whose ``api_token`` equals the
   caller's token (constant-time comparison) and which is starting and waiting
-  for a port (``spawner.port_waiter``, a :class:`PortWaiter`);
+  for a port (``spawner.waiting_for_port``);
 * accepts exactly ``{"port": <int in 1..65535>}``, once per spawn;
-* touches no spawner attribute: it hands the port to the waiter, and
-  ``start()`` decides what to do with it.
+* touches no spawner attribute: it calls the spawner's public
+  ``report_port(port)`` (which hands it to the spawn's :class:`PortWaiter`),
+  and ``start()`` decides what to do with it.
 
 Anything else is answered 400, 403 or 409 and changes nothing. A report of
 port 0, which only the existing project's wrapper sends, ends the spawn at once
@@ -91,6 +92,18 @@ class PortWaiter:
             raise RuntimeError("PortWaiter is closed")
         return await asyncio.wait_for(asyncio.shield(self._get_future()), timeout)
 
+    def reported(self) -> int | None:
+        """The reported port, None while none came; raises :class:`PortReportError`
+        after a report that cannot work."""
+        if self.port is not None:
+            return self.port
+        future = self._future
+        if future is not None and future.done() and not future.cancelled():
+            error = future.exception()
+            if error is not None:
+                raise error
+        return None
+
     def fail(self, message: str) -> bool:
         """End the wait with :class:`PortReportError` (a report that cannot work)."""
         if not self.open:
@@ -106,6 +119,34 @@ class PortWaiter:
         self._closed = True
         if self._future is not None and not self._future.done():
             self._future.cancel()
+
+
+class PortReporting:
+    """What the handler calls on a spawner: ``waiting_for_port`` and ``report_port()``.
+
+    A spawner that waits for the job's port mixes this in and, in ``start()``,
+    sets ``self.port_waiter = PortWaiter()`` and closes it in a ``finally``.
+    """
+
+    port_waiter: PortWaiter | None = None
+
+    @property
+    def waiting_for_port(self) -> bool:
+        """True while ``start()`` accepts a port report."""
+        return self.port_waiter is not None and self.port_waiter.open
+
+    def report_port(self, port: int | None, *, problem: str = "") -> bool:
+        """The job reports its port; False (nothing changes) if no start waits for one.
+
+        ``port=None`` with ``problem`` ends the wait with that message (a
+        wrapper that cannot work).
+        """
+        waiter = self.port_waiter
+        if waiter is None:
+            return False
+        if port is None:
+            return waiter.fail(problem or "the job could not report a port")
+        return waiter.report(port)
 
 
 def parse_port_report(body: bytes) -> int:
@@ -158,8 +199,10 @@ class FirecRESTSpawnerAPIHandler(APIHandler):
         return found
 
     async def post(self) -> None:
+        # The caller proves itself with the server's own API token in the
+        # header (compared with the spawners' tokens below), never a cookie.
         token = self.get_auth_token()
-        if not token or not getattr(self, "_token_authenticated", False):
+        if not token:
             # The existing project's wrapper sends an empty token when the hub
             # delivers it in a file: say so in the hub's log (the job cannot
             # be told which spawn it is; the spawner notices the unread file).
@@ -183,19 +226,21 @@ class FirecRESTSpawnerAPIHandler(APIHandler):
             raise web.HTTPError(403, "This token does not belong to a server")
         # start() opens the waiter and closes it however it ends: an open
         # waiter is the proof that this server is starting and waits.
-        waiter = getattr(spawner, "port_waiter", None)
-        if not isinstance(waiter, PortWaiter) or not waiter.open:
+        report = getattr(spawner, "report_port", None)
+        if not callable(report) or not getattr(spawner, "waiting_for_port", False):
             raise web.HTTPError(409, "This server is not waiting for a port")
+        label = f"{self.current_user.name}:{getattr(spawner, 'name', '')}"
         if port is None:
             message = LEGACY_WRAPPER_HINT.format(
                 problem="takes its port from the hub (port 0 here)",
                 setting="set c.Spawner.port to the fixed port the old hub used",
             )
-            waiter.fail(message)
-            self.log.warning("Server %s: %s", spawner._log_name, message)
+            report(None, problem=message)
+            self.log.warning("Server %s: %s", label, message)
             raise web.HTTPError(400, message)
-        waiter.report(port)
-        self.log.info("Server %s reported port %d", spawner._log_name, port)
+        if not report(port):
+            raise web.HTTPError(409, "This server is not waiting for a port")
+        self.log.info("Server %s reported port %d", label, port)
         self.set_status(200)
         # As JupyterHub's own API handlers answer (a dict would make tornado
         # add "; charset=UTF-8" to the content type).
@@ -220,6 +265,7 @@ __all__ = [
     "LEGACY_WRAPPER_HINT",
     "FirecRESTSpawnerAPIHandler",
     "PortReportError",
+    "PortReporting",
     "PortWaiter",
     "parse_port_report",
     "register_api_handler",

@@ -15,9 +15,13 @@ With ``profiles_dir`` set, the spawner:
   builds the :class:`~firecrestspawner.request.SpawnRequest` from the chosen
   profile: system, FirecREST URL, template, state regexes and ``req_*`` values.
 
-The spawner saves the profile id, system and FirecREST URL in its state, so
-poll and stop after a hub restart talk to the same system; :meth:`load_state`
-restores the profile's state regexes.
+The spawner holds a :class:`ProfileMode` (composition): it passes what
+profile mode needs (:class:`ProfileContext`: the user, the configured
+``req_*`` values, a FirecREST client factory) and gets back options, the form
+and a frozen :class:`~firecrestspawner.request.SpawnRequest`. The spawner
+saves the profile id, system and FirecREST URL in its state, so poll and stop
+after a hub restart talk to the same system; :meth:`ProfileMode.state_regexes`
+gives the profile's state regexes back.
 
 Link policy (``GET /hub/spawn?opt-profile=...&opt-<option>=...``, which
 spawns without a confirmation): off unless ``allow_link_spawn`` is true; when
@@ -30,8 +34,10 @@ something other than what it says.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from typing import Any, cast
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from traitlets import Bool, Float, Unicode
 from traitlets.config import Configurable
@@ -49,6 +55,8 @@ from .profiles.options import (
     visible_profiles,
 )
 from .request import SpawnRequest
+from .states import StateRegexes
+from .submission import option_error
 
 #: One watcher per directory, shared by all spawners of the hub.
 _DIRECTORIES: dict[str, ProfileDirectory] = {}
@@ -78,8 +86,8 @@ def _declared_keys(profile: Profile, user: UserInfo) -> set[str]:
     return keys
 
 
-class ProfileModeMixin(Configurable):
-    """Mixin of :class:`~firecrestspawner.spawner.FirecRESTSpawnerBase` for profile mode."""
+class ProfileModeTraits(Configurable):
+    """Profile mode: site profile files drive the form and the spawn."""
 
     profiles_dir = Unicode(
         "",
@@ -122,38 +130,48 @@ class ProfileModeMixin(Configurable):
         """,
     ).tag(config=True)
 
+
+@dataclass(frozen=True)
+class ProfileContext:
+    """What profile mode needs from the spawner, for one request."""
+
+    user: UserInfo
+    #: The spawner's ``firecrest_url`` (a profile may name its own).
+    firecrest_url: str
+    #: The spawner configuration's ``req_*`` values: the lowest precedence.
+    base_req: Mapping[str, str]
+    #: ``await client(url)``: the user's FirecREST client (cluster-derived choices).
+    client: Callable[[str], Awaitable[fc.FirecrestClient]]
+    log: logging.Logger | logging.LoggerAdapter[Any]
+
+
+class ProfileMode:
+    """Profile mode of one spawner: the form, option input, and the spawn request."""
+
+    def __init__(
+        self,
+        profiles_dir: str,
+        context: ProfileContext,
+        *,
+        form_timeout: float = 2.0,
+        allow_link_spawn: bool = False,
+    ) -> None:
+        self.profiles_dir = profiles_dir
+        self.context = context
+        self.form_timeout = form_timeout
+        self.allow_link_spawn = allow_link_spawn
+
     # ------------------------------------------------------------ helpers
 
-    @property
-    def _spawner(self) -> Any:
-        """``self`` as the full spawner (the mixin's own type knows no traits of it)."""
-        return cast(Any, self)
-
-    async def _profile_set(self) -> ProfileSet:
+    async def profile_set(self) -> ProfileSet:
         """The current profiles (file stats and re-reads off the event loop)."""
         return await asyncio.to_thread(profile_directory(self.profiles_dir).current)
 
-    def _profile_user(self) -> UserInfo:
-        user = self._spawner.user
-        return UserInfo(user.name, tuple(sorted(g.name for g in user.groups)))
-
     def _profile_url(self, profile: Profile) -> str:
-        return profile.firecrest_url or self._spawner.firecrest_url
+        return profile.firecrest_url or self.context.firecrest_url
 
     async def _status_client(self, url: str) -> PooledStatusClient:
-        from .auth import user_auth
-
-        s = self._spawner
-        auth = await user_auth(
-            s.user,
-            token_url=s.token_url,
-            client_id=s.client_id,
-            client_secret=s.client_secret,
-            min_token_validity=s.min_token_validity,
-        )
-        return PooledStatusClient(
-            fc.get_client(url, f"user:{s.user.name}", auth, s._client_settings())
-        )
+        return PooledStatusClient(await self.context.client(url))
 
     async def _cluster_choices(self, profile: Profile, user: UserInfo) -> dict[str, ClusterChoices]:
         """Cluster-derived choices of the profile's options, fetched concurrently."""
@@ -175,7 +193,7 @@ class ProfileModeMixin(Configurable):
                 source=option.source,
                 user=user.name,
                 ttl=option.ttl,
-                timeout=self.profile_form_timeout,
+                timeout=self.form_timeout,
                 fallback=[ClusterChoice(v) for v in option.fallback],
                 allow=option.allow,
             )
@@ -195,19 +213,17 @@ class ProfileModeMixin(Configurable):
         return dict(await asyncio.gather(*(one(o) for o in options)))
 
     def _config_req(self) -> dict[str, str]:
-        """The spawner configuration's ``req_*`` values: the lowest precedence."""
-        subvars = self._spawner.get_req_subvars()
-        return {k: str(v) for k, v in subvars.items() if v is not None}
+        return {k: str(v) for k, v in self.context.base_req.items() if v is not None}
 
-    async def _validate(
+    async def validate(
         self,
         profile_set: ProfileSet,
         raw: Any,
         *,
-        user: UserInfo,
         context: str = "",
     ) -> ValidatedOptions:
         """The one validator, with fresh cluster lists; refusals become 400 spawn errors."""
+        user = self.context.user
         profile_id = raw.get(form.PROFILE_FIELD) if isinstance(raw, Mapping) else None
         visible = {p.id: p for p in visible_profiles(profile_set, user)}
         profile = visible.get(str(_last(profile_id))) if profile_id is not None else None
@@ -221,28 +237,14 @@ class ProfileModeMixin(Configurable):
                 base=self._config_req(),
             )
         except OptionError as e:
-            message = f"Invalid option {e.field!r}: {e.message}."
-            if context:
-                message = f"{message} {context}"
-            raise spawn_error(
-                message,
-                reason="invalid-options",
-                log_message=f"Refused options of {user.name}: {e.field}: {e.message}",
-                status_code=400,
-            ) from None
+            raise option_error(user.name, e.field, e.message, context) from None
 
     # ------------------------------------------------------------ the form
 
-    async def get_options_form(self) -> str:
-        """The profile form in profile mode; JupyterHub's ``options_form`` otherwise."""
-        if not self.profiles_dir:
-            return await super().get_options_form()  # type: ignore[misc]
-        return await self.profile_options_form()
-
-    async def profile_options_form(self) -> str:
+    async def options_form(self, previous: Mapping[str, Any] | None) -> str:
         """Render the form: visible profiles, their options, remembered valid choices."""
-        profile_set = await self._profile_set()
-        user = self._profile_user()
+        profile_set = await self.profile_set()
+        user = self.context.user
         profiles = visible_profiles(profile_set, user)
         if not profiles:
             return form.render_form([])
@@ -250,7 +252,7 @@ class ProfileModeMixin(Configurable):
         clusters = {p.id: c for p, c in zip(profiles, fetched, strict=True)}
         notes: list[str] = []
         remembered: ValidatedOptions | None = None
-        previous = self._previous_options()
+        previous = dict(previous or {})
         if previous:
             wanted = clusters.get(str(previous.get(form.PROFILE_FIELD)), {})
             system = next((p.system for p in profiles if p.id == previous.get("profile")), "")
@@ -291,12 +293,6 @@ class ProfileModeMixin(Configurable):
             )
         return form.render_form(views, notes)
 
-    def _previous_options(self) -> dict[str, Any]:
-        s = self._spawner
-        orm_spawner = getattr(s, "orm_spawner", None)
-        saved = getattr(orm_spawner, "user_options", None) or s.user_options or {}
-        return dict(saved) if isinstance(saved, Mapping) else {}
-
     def _default_req(
         self,
         profile_set: ProfileSet,
@@ -317,28 +313,17 @@ class ProfileModeMixin(Configurable):
 
     # ------------------------------------------------------------ form and link input
 
-    def run_options_from_form(self, form_data: dict[str, list[Any]]) -> Any:
-        """Profile mode: declared fields of the selected profile only, checked early."""
-        if not self.profiles_dir:
-            return super().run_options_from_form(form_data)  # type: ignore[misc]
-        return self._profile_options_from_form(form_data)
-
-    async def _profile_options_from_form(self, form_data: dict[str, list[Any]]) -> dict[str, Any]:
-        profile_set = await self._profile_set()
-        user = self._profile_user()
+    async def options_from_form(self, form_data: dict[str, list[Any]]) -> dict[str, Any]:
+        """Declared fields of the selected profile only, checked early."""
+        profile_set = await self.profile_set()
         profile_id = _last(form_data.get(form.PROFILE_FIELD))
-        visible = {p.id: p for p in visible_profiles(profile_set, user)}
+        visible = {p.id: p for p in visible_profiles(profile_set, self.context.user)}
         raw = form.form_to_options(form_data, visible.get(str(profile_id)))
-        validated = await self._validate(profile_set, raw, user=user)
+        validated = await self.validate(profile_set, raw)
         return validated.user_options()
 
-    def options_from_query(self, query_data: dict[str, list[str]]) -> Any:
+    async def options_from_query(self, query_data: dict[str, list[str]]) -> dict[str, Any]:
         """``opt-`` links: refused unless ``allow_link_spawn``; then declared keys only."""
-        if not self.profiles_dir:
-            return super().options_from_query(query_data)  # type: ignore[misc]
-        return self._profile_options_from_query(query_data)
-
-    async def _profile_options_from_query(self, query_data: dict[str, list[str]]) -> dict[str, Any]:
         if not self.allow_link_spawn:
             raise spawn_error(
                 "Starting a server from a link is disabled on this site; "
@@ -346,8 +331,8 @@ class ProfileModeMixin(Configurable):
                 reason="invalid-options",
                 status_code=400,
             )
-        profile_set = await self._profile_set()
-        user = self._profile_user()
+        profile_set = await self.profile_set()
+        user = self.context.user
         # JupyterHub 6 strips the ``opt-`` prefix itself; 5.4 passes every query
         # argument as it came, so a 6-style link reaches us with the prefix.
         raw = {str(k).removeprefix("opt-"): _last(v) for k, v in query_data.items()}
@@ -362,72 +347,73 @@ class ProfileModeMixin(Configurable):
                     reason="invalid-options",
                     status_code=400,
                 )
-        validated = await self._validate(profile_set, raw, user=user)
+        validated = await self.validate(profile_set, raw)
         return validated.user_options()
 
     # ------------------------------------------------------------ the spawn
 
-    async def resolve_profile_request(self) -> SpawnRequest | None:
+    async def resolve(
+        self, user_options: Mapping[str, Any] | None, *, cmd: str, default_workdir: str
+    ) -> SpawnRequest:
         """Validate ``user_options`` again (every path) and build the request.
 
-        None in classic mode. Raises a 400 spawn error naming the field when
-        the options are not valid for the current profiles and this user.
+        Raises a 400 spawn error naming the field when the options are not
+        valid for the current profiles and this user. ``request.user_options``
+        holds the canonical options (only what was validated) to save.
         """
-        if not self.profiles_dir:
-            return None
-        s = self._spawner
-        profile_set = await self._profile_set()
-        user = self._profile_user()
-        raw = s.user_options or {}
-        vo = await self._validate(
+        profile_set = await self.profile_set()
+        vo = await self.validate(
             profile_set,
-            raw,
-            user=user,
+            dict(user_options or {}),
             context="If these options were saved from an earlier start, "
             "open the spawn form and choose again.",
         )
-        p = vo.profile
-        # Keep only what was validated (REST bodies are stored as sent, _xsrf
-        # and inactive values included): the saved options become canonical.
-        canonical = vo.user_options()
-        if dict(raw) != canonical:
-            s.user_options = canonical
-            orm_spawner = getattr(s, "orm_spawner", None)
-            if orm_spawner is not None:
-                orm_spawner.user_options = canonical
-        workdir = f"{p.workdir.rstrip('/')}/{s.user.name}" if p.workdir else s._job_workdir()
-        # job_name and workdir are set again by the spawner once it names the job.
-        variables = vo.template_variables(
-            cmd=s.cmd_formatted_for_batch(), job_name="", workdir=workdir
-        )
-        return SpawnRequest(
-            system=p.system,
-            firecrest_url=self._profile_url(p),
-            template=p.template,
-            variables=variables,
-            workdir=workdir,
-            regexes=p.states,
-            profile=p.id,
-            scheduler=p.scheduler,
-            # What the user typed or the cluster supplied is never trusted, even
-            # when a profile maps such an option onto ``options`` (the same rule
-            # as ``firecrestspawner render``: ValidatedOptions.render_script).
-            user_set=vo.untrusted_variables(),
+        return request_from_options(
+            vo,
+            user=self.context.user.name,
+            cmd=cmd,
+            default_workdir=default_workdir,
+            firecrest_url=self._profile_url(vo.profile),
         )
 
-    def load_state(self, state: dict) -> None:
-        """Restore the state regexes of the profile a running job was started with."""
-        super().load_state(state)  # type: ignore[misc]
-        profile_id = (state or {}).get("profile")
-        if not self.profiles_dir or not profile_id:
-            return
+    def state_regexes(self, profile_id: str) -> StateRegexes | None:
+        """The state regexes of a running job's profile (None: the profile is gone)."""
         profile = profile_directory(self.profiles_dir).current().get(str(profile_id))
         if profile is None:
-            self._spawner.log.warning(
+            self.context.log.warning(
                 "Profile %r of a running server is gone; using default state regexes", profile_id
             )
-            return
-        self._spawner._regexes = profile.states
+            return None
+        return profile.states
 
 
-__all__ = ["ProfileModeMixin", "profile_directory"]
+def request_from_options(
+    vo: ValidatedOptions, *, user: str, cmd: str, default_workdir: str, firecrest_url: str
+) -> SpawnRequest:
+    """The spawn request of validated options (no I/O: also what the render CLI's twin uses)."""
+    p = vo.profile
+    workdir = f"{p.workdir.rstrip('/')}/{user}" if p.workdir else default_workdir
+    return SpawnRequest(
+        system=p.system,
+        firecrest_url=firecrest_url,
+        template=p.template,
+        # job_name is set when the spawner names the job.
+        variables=vo.template_variables(cmd=cmd, job_name="", workdir=workdir),
+        workdir=workdir,
+        regexes=p.states,
+        profile=p.id,
+        scheduler=p.scheduler,
+        # What the user typed or the cluster supplied is never trusted, even
+        # when a profile maps such an option onto ``options``.
+        user_set=vo.untrusted_variables(),
+        options=vo,
+    )
+
+
+__all__ = [
+    "ProfileContext",
+    "ProfileMode",
+    "ProfileModeTraits",
+    "profile_directory",
+    "request_from_options",
+]

@@ -17,8 +17,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .profiles.options import IGNORED_KEYS
-from .profiles.script import ADMIN_FRAGMENTS, forbidden_char, trusted_variables
+from .profiles.options import IGNORED_KEYS, ValidatedOptions
+from .profiles.script import (
+    ADMIN_FRAGMENTS,
+    BUILTIN_REQ_NAMES,
+    forbidden_char,
+    render_batch_script,
+    trusted_variables,
+)
 from .states import StateRegexes
 
 
@@ -43,6 +49,10 @@ class SpawnRequest:
     #: Variables whose values the user chose (or the cluster supplied): they
     #: are never trusted, whatever their name.
     user_set: frozenset[str] = frozenset()
+    #: Profile mode: the validated options the request came from. The script
+    #: is then rendered by ``options.render_script``, the function
+    #: ``firecrestspawner render`` calls, so the two cannot disagree.
+    options: ValidatedOptions | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.system:
@@ -60,6 +70,49 @@ class SpawnRequest:
     def trusted(self, variables: Mapping[str, Any] | None = None) -> frozenset[str]:
         """The variables exempt from the script's value checks: see :func:`trusted_variables`."""
         return trusted_variables(self.variables if variables is None else variables, self.user_set)
+
+
+def render_request(
+    request: SpawnRequest, *, job_name: str, username: str, cmd: str = "", account: str = ""
+) -> str:
+    """The batch script of a spawn, with the injection checks.
+
+    ``account`` is the user's default account, used when nothing else set
+    one (a value from the cluster: checked like a user's). Profile mode
+    renders through :meth:`ValidatedOptions.render_script` with the same
+    arguments as ``firecrestspawner render``; classic mode through
+    :func:`render_batch_script` with the request's trust rule. Raises
+    ``OptionError`` (profile mode, naming the option), ``ScriptRejected`` or
+    ``ScriptTemplateError``.
+    """
+    extra: dict[str, Any] = {"username": username}
+    if request.options is not None:
+        if account and not request.options.req.get("account"):
+            extra["account"] = account
+        return request.options.render_script(
+            cmd=str(request.variables.get("cmd") or cmd),
+            job_name=job_name,
+            workdir=request.workdir,
+            extra=extra,
+        )
+    variables = dict(request.variables)
+    variables.setdefault("cmd", cmd)
+    variables.setdefault("host", request.system)
+    variables.setdefault("username", username)
+    for name in BUILTIN_REQ_NAMES:
+        variables.setdefault(name, "")
+    variables["job_name"] = job_name
+    variables["workdir"] = request.workdir
+    user_set = request.user_set
+    if not variables.get("account") and account:
+        variables["account"] = account
+        user_set = user_set | {"account"}
+    return render_batch_script(
+        request.template,
+        variables,
+        name=f"profile {request.profile}" if request.profile else "batch_script",
+        trusted=trusted_variables(variables, user_set),
+    )
 
 
 class FormValue(str):
@@ -109,6 +162,41 @@ def _classic_value(field: str, value: Any) -> FormValue:
     if problem:
         raise ClassicOptionError(field, problem)
     return FormValue(text)
+
+
+def classic_request(
+    req: Mapping[str, Any],
+    user_options: Mapping[str, Any] | None,
+    *,
+    cmd: str,
+    system: str,
+    firecrest_url: str,
+    template: str,
+    workdir: str,
+    regexes: StateRegexes,
+) -> SpawnRequest:
+    """Classic mode's request: the ``req_*`` values, then ``user_options`` on top.
+
+    As in the existing firecrestspawner, each user option becomes the
+    template variable of its name (form values answer ``[0]``); unlike it,
+    names are checked and every user value is untrusted. Raises
+    :class:`ClassicOptionError`.
+    """
+    variables: dict[str, Any] = {
+        k: FormValue(v) if isinstance(v, str) else v for k, v in req.items()
+    }
+    variables["cmd"] = cmd
+    chosen = classic_user_variables(user_options)
+    variables.update(chosen)
+    return SpawnRequest(
+        system=system,
+        firecrest_url=firecrest_url,
+        template=template,
+        variables=variables,
+        workdir=workdir,
+        regexes=regexes,
+        user_set=frozenset(chosen),
+    )
 
 
 def classic_user_variables(user_options: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -212,9 +300,11 @@ __all__ = [
     "FormValue",
     "SpawnRequest",
     "StateRegexes",
+    "classic_request",
     "classic_user_variables",
     "ensure_job_name",
     "format_command",
+    "render_request",
     "runs_wrapper",
     "trusted_variables",
 ]

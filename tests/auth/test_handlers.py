@@ -17,6 +17,7 @@ from tornado.netutil import bind_sockets
 from firecrestspawner.handlers import (
     FirecRESTSpawnerAPIHandler,
     PortReportError,
+    PortReporting,
     PortWaiter,
     parse_port_report,
     register_api_handler,
@@ -26,7 +27,7 @@ from firecrestspawner.handlers import (
 register_api_handler()
 
 
-class PortSpawner(Spawner):
+class PortSpawner(PortReporting, Spawner):
     """A spawner that, like ours, waits in start() for the job's port report."""
 
     _running = False

@@ -17,7 +17,7 @@ import pytest
 from jupyterhub.spawner import Spawner
 from jupyterhub.tests.utils import api_request
 
-from firecrestspawner.handlers import PortWaiter, register_api_handler
+from firecrestspawner.handlers import PortReporting, PortWaiter, register_api_handler
 from firecrestspawner.jobenv import job_environment
 
 register_api_handler()
@@ -41,7 +41,7 @@ SERVER = [
 ]
 
 
-class LocalJobSpawner(Spawner):
+class LocalJobSpawner(PortReporting, Spawner):
     """Runs the job-side script locally, as a batch job would on a node."""
 
     proc = None

@@ -292,7 +292,7 @@ async def test_rest_spawn_with_valid_options(app, use_spawner, make_user, hub_em
     fresh.load_state(state)
     fresh.job_status = "SUSPENDED 127.0.0.1"
     assert fresh.state_ispending()
-    assert fresh._current_system() == "cluster"
+    assert fresh.host == "cluster"  # the system of the job, for site hooks
     await stop_server(app, user)
 
 

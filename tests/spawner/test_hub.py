@@ -72,7 +72,7 @@ async def test_hub_spawns_real_server_and_stops_it(
         job_id = spawner.job_id
         api_token = spawner.api_token
         assert job_id
-        assert spawner.server.port == spawner._port
+        assert spawner.server.port == spawner.record.port
         assert spawner.server.ip == "127.0.0.1"
         assert model["state"]["job_id"] == job_id  # admin API shows the saved state
         assert await spawner.poll() is None
@@ -208,3 +208,38 @@ async def test_progress_stream_through_the_hub(
         r = await api_request(app, "users", name, "server", method="delete")
         assert r.status_code in (202, 204)
         await wait_for(lambda: _is_none(server_model(app, name)))
+
+
+async def test_stop_during_submit_retries_answers_at_once(app, fcs_user, emulator, workroot):
+    """Issue #12 finding 8: stopping a spawn that retries its submit is a 202/204, not a 500."""
+    route = "POST /compute/{system}/jobs 503"
+    emulator.admin.reset_counters()
+    emulator.admin.set_faults(rules=[{"route": "POST /compute/*/jobs", "status": 503}])
+    cls = configured(emulator, workroot, firecrest_submit_attempts=100)
+    name = fcs_user.name
+    try:
+        with mock.patch.dict(app.tornado_settings, {"spawner_class": cls}):
+            r = await api_request(app, "users", name, "server", method="post")
+            assert r.status_code == 202, r.text
+            spawner = app.users[name].spawner
+
+            async def retrying():
+                return emulator.admin.counters()["statuses"].get(route, 0) >= 2
+
+            await wait_for(retrying, timeout=30)  # the fault fired, the spawn retries
+            assert spawner.pending == "spawn"
+            r = await api_request(app, "users", name, "server", method="delete")
+            assert r.status_code in (202, 204), r.text
+            await wait_for(lambda: _is_none(server_model(app, name)), timeout=30)
+            assert not spawner.pending
+            fired = emulator.admin.counters()["statuses"][route]
+    finally:
+        emulator.admin.reset_faults()
+    # No submit got through, so there is no job; and the retries stopped.
+    await asyncio.sleep(1)
+    assert emulator.admin.counters()["statuses"][route] == fired
+    assert not [
+        j
+        for j in emulator.admin.jobs()
+        if (parsed := naming.parse_job_name(j["name"])) and parsed.user == name
+    ]

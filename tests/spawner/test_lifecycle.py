@@ -56,7 +56,7 @@ def live(emulator, name):
 
 async def report_port_when_waiting(spawner, port):
     """Play the job's part: report a port once start() waits for it."""
-    while spawner._phase != "waiting":
+    while spawner.phase != "waiting":
         await asyncio.sleep(0.05)
     assert spawner.port_waiter.report(port)
 
@@ -95,7 +95,7 @@ async def test_start_poll_stop_and_state_round_trip(fcs_user, emulator, workroot
     assert state["job_status"].startswith("RUNNING")
     assert state["system"] == emulator.system
     assert state["firecrest_url"] == emulator.url
-    assert state["job_name"] == spawner._job_name
+    assert state["job_name"] == spawner.record.job_name
     assert naming.parse_job_name(state["job_name"]).user == fcs_user.name
     assert len(live(emulator, state["job_name"])) == 1
 
@@ -137,14 +137,14 @@ async def test_failed_job_reports_state_reason_and_log_tail(fcs_user, emulator, 
     # The job stays known so the hub's poll()/stop() after the failure work.
     assert spawner.job_id
     assert isinstance(await spawner.poll(), int)
-    assert not live(emulator, spawner._job_name)
+    assert not live(emulator, spawner.record.job_name)
 
 
 async def test_start_timeout_cancels_the_job(fcs_user, emulator, workroot):
     spawner = new_spawner(fcs_user, emulator, workroot, batch_script=SLEEPER)
     with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(spawner.start(), timeout=3)
-    name = spawner._job_name
+    name = spawner.record.job_name
     assert jobs_named(emulator, name), "the job was submitted"
     assert not live(emulator, name), "the timed-out spawn left its job running"
     for _ in range(50):  # COMPLETING for a moment, then CANCELLED
@@ -158,12 +158,12 @@ async def test_start_timeout_cancels_the_job(fcs_user, emulator, workroot):
 async def test_cancelled_start_cancels_the_job(fcs_user, emulator, workroot):
     spawner = new_spawner(fcs_user, emulator, workroot, batch_script=SLEEPER)
     task = asyncio.ensure_future(spawner.start())
-    while spawner._phase != "waiting":
+    while spawner.phase != "waiting":
         await asyncio.sleep(0.05)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert not live(emulator, spawner._job_name)
+    assert not live(emulator, spawner.record.job_name)
 
 
 @pytest.mark.parametrize(
@@ -211,12 +211,21 @@ async def test_firecrest_errors_during_poll_never_clear_state(fcs_user, emulator
 )
 async def test_ambiguous_submit_creates_exactly_one_job(fcs_user, emulator, workroot, effect):
     spawner = new_spawner(fcs_user, emulator, workroot, batch_script=SLEEPER)
+    spawner.api_token = secrets.token_hex(16)  # as the hub gives every spawn (a file per attempt)
+    emulator.admin.clear_requests()
     emulator.admin.set_faults(rules=[{"route": "POST /compute/*/jobs", "times": 1, **effect}])
     await started(spawner)
     emulator.admin.reset_faults()
-    jobs = jobs_named(emulator, spawner._job_name)
-    assert len(jobs) == 1
-    assert jobs[0]["jobId"] == spawner.job_id
+    assert posts(emulator)[0]["status"] != 201  # the fault fired
+    mine = [
+        j
+        for j in emulator.admin.jobs()
+        if (parsed := naming.parse_job_name(j["name"]))
+        and parsed.user == fcs_user.name
+        and j["status"]["state"].split()[0] in ("PENDING", "RUNNING", "CONFIGURING")
+    ]
+    assert [j["jobId"] for j in mine] == [spawner.job_id]  # one job, whatever its name
+    assert jobs_named(emulator, spawner.record.job_name)[0]["jobId"] == spawner.job_id
     await spawner.stop()
 
 
@@ -231,7 +240,7 @@ async def test_refused_submit_is_retried(fcs_user, emulator, workroot, rule):
     spawner = new_spawner(fcs_user, emulator, workroot, batch_script=SLEEPER)
     emulator.admin.set_faults(rules=[{"route": "POST /compute/*/jobs", "times": 1, **rule}])
     await started(spawner)
-    assert len(jobs_named(emulator, spawner._job_name)) == 1
+    assert len(jobs_named(emulator, spawner.record.job_name)) == 1
     await spawner.stop()
 
 
@@ -433,7 +442,7 @@ async def test_submit_correlation_id_is_a_uuid_of_the_job_name(fcs_user, emulato
     await started(spawner)
     [submit] = posts(emulator)
     assert submit["status"] == 201
-    assert submit["correlation_id"] == fc.correlation_id_for(spawner._job_name)
+    assert submit["correlation_id"] == fc.correlation_id_for(spawner.record.job_name)
     assert uuid.UUID(submit["correlation_id"]).version == 5
     await spawner.stop()
 
@@ -484,7 +493,7 @@ async def test_sbatch_refusal_fails_at_once_with_sbatchs_reason(
     assert await spawner.poll() == 0
     assert not any("submitting again" in r.getMessage() for r in caplog.records)
     # The token file uploaded for the job is gone again.
-    assert not token_path(workroot, fcs_user, spawner._job_name).exists()
+    assert not token_path(workroot, fcs_user, spawner.record.job_name).exists()
     assert any(
         r["method"] == "DELETE" and r["route"] == "/filesystem/{system}/ops/rm"
         for r in emulator.admin.requests()
@@ -492,7 +501,7 @@ async def test_sbatch_refusal_fails_at_once_with_sbatchs_reason(
 
 
 async def test_failing_submits_log_only_what_happens(fcs_user, emulator, workroot, caplog):
-    """An ambiguous 500 each time: looked up, submitted again while attempts remain."""
+    """An ambiguous 500 each time: looked up by name, then submitted again under a NEW name."""
     spawner = new_spawner(
         fcs_user,
         emulator,
@@ -501,34 +510,44 @@ async def test_failing_submits_log_only_what_happens(fcs_user, emulator, workroo
         firecrest_submit_attempts=2,
         not_found_grace_period=1,
     )
+    spawner.api_token = secrets.token_hex(16)  # delivered in a file of each attempt
     emulator.admin.set_faults(rules=[{"route": "POST /compute/*/jobs", "status": 500}])
     emulator.admin.clear_requests()
     caplog.set_level(logging.INFO)
     with pytest.raises(errors.HTTPError) as info:
         await spawner.start()
-    assert [r["status"] for r in posts(emulator)] == [500, 500]  # the fault fired twice
-    again = [r.getMessage() for r in caplog.records if "submitting again" in r.getMessage()]
+    submits = posts(emulator)
+    assert [r["status"] for r in submits] == [500, 500]  # the fault fired twice
+    # Each attempt had its own name (the correlation id is derived from it).
+    assert len({r["correlation_id"] for r in submits}) == 2
+    again = [r.getMessage() for r in caplog.records if "Submitting again as" in r.getMessage()]
     assert len(again) == 1
     assert "attempt 2 of 2" in again[0]
     assert any("giving up" in r.getMessage() for r in caplog.records)
     assert "could not be submitted" in user_message(info.value)
-    assert not jobs_named(emulator, spawner._job_name)
+    # Both names are recorded, to be cancelled should a job show up under them later.
+    names = [o["job_name"] for o in spawner.get_state()["orphans"]]
+    assert len(set(names)) == 2
+    assert spawner.record.job_name in names
+    for name in names:
+        assert not jobs_named(emulator, name)
+        assert not token_path(workroot, fcs_user, name).exists()  # each attempt's own file, removed
 
 
 async def test_abandoned_spawn_removes_the_token_file(fcs_user, emulator, workroot):
     spawner = new_spawner(fcs_user, emulator, workroot, batch_script=SLEEPER)
     spawner.api_token = secrets.token_hex(16)
     task = asyncio.ensure_future(spawner.start())
-    while spawner._phase != "waiting":
+    while spawner.phase != "waiting":
         await asyncio.sleep(0.05)
-    path = token_path(workroot, fcs_user, spawner._job_name)
+    path = token_path(workroot, fcs_user, spawner.record.job_name)
     assert path.exists(), "the job never ran the wrapper: the file is still there"
     assert path.stat().st_mode & 0o777 == 0o600
     task.cancel()  # the hub gives up on the spawn
     with pytest.raises(asyncio.CancelledError):
         await task
     assert not path.exists()
-    assert not live(emulator, spawner._job_name)
+    assert not live(emulator, spawner.record.job_name)
 
 
 async def test_stop_removes_a_token_file_left_by_an_interrupted_spawn(fcs_user, emulator, workroot):
@@ -536,11 +555,11 @@ async def test_stop_removes_a_token_file_left_by_an_interrupted_spawn(fcs_user, 
     spawner.api_token = secrets.token_hex(16)
     task = asyncio.ensure_future(spawner.start())
     try:
-        while spawner._phase != "waiting":
+        while spawner.phase != "waiting":
             await asyncio.sleep(0.05)
         # The hub restarts now: what it saved names the job and the token file.
         saved = spawner.orm_spawner.state
-        path = token_path(workroot, fcs_user, spawner._job_name)
+        path = token_path(workroot, fcs_user, spawner.record.job_name)
         assert saved["token_file"] == str(path)
         assert path.exists()
         fresh = new_spawner(fcs_user, emulator, workroot, batch_script=SLEEPER)
@@ -569,7 +588,7 @@ async def test_lookup_after_an_ambiguous_submit_shares_its_correlation_id(
     )
     emulator.admin.clear_requests()
     await started(spawner)
-    cid = fc.correlation_id_for(spawner._job_name)
+    cid = fc.correlation_id_for(spawner.record.job_name)
     [submit] = posts(emulator)
     assert (submit["status"], submit["correlation_id"]) == (504, cid)  # the fault fired
     lookups = [

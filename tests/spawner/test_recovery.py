@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from importlib.metadata import entry_points
 
@@ -112,7 +113,7 @@ async def test_job_invisible_right_after_submit_counts_as_pending(fcs_user, emul
     spawner = new_spawner(fcs_user, emulator, workroot, batch_script=SLEEPER)
     await started(spawner)
     emulator.admin.set_faults(visibility_delay=0)
-    assert len(jobs_named(emulator, spawner._job_name)) == 1
+    assert len(jobs_named(emulator, spawner.record.job_name)) == 1
     await spawner.stop()
 
 
@@ -127,7 +128,7 @@ async def test_job_never_seen_after_grace_is_gone(fcs_user, emulator, workroot):
     assert "ended before the server started" in user_message(info.value)
     # the failed start cancelled the (invisible) job: nothing left running
     await asyncio.sleep(0.5)
-    assert not live(emulator, spawner._job_name)
+    assert not live(emulator, spawner.record.job_name)
 
 
 async def test_unknown_for_too_long_logs_a_warning_and_keeps_state(
@@ -167,13 +168,13 @@ async def test_submit_outcome_unknown_is_cleaned_up_by_name(fcs_user, emulator, 
         await spawner.start()
     assert "could not be asked" in user_message(info.value)
     assert not spawner.job_id
-    assert live(emulator, spawner._job_name), "the job exists although the answer was lost"
+    assert live(emulator, spawner.record.job_name), "the job exists although the answer was lost"
     # The hub polls (None: maybe a job) and stops; by then FirecREST answers again.
     assert await spawner.poll() is None
     emulator.admin.reset_faults()
     await spawner.stop()
     await asyncio.sleep(0.5)
-    assert not live(emulator, spawner._job_name)
+    assert not live(emulator, spawner.record.job_name)
     assert await spawner.poll() == 0
 
 
@@ -222,7 +223,7 @@ async def test_failed_stop_leaves_no_orphan_after_the_hub_clears_state(
         fcs_user, emulator, workroot, batch_script=SLEEPER, firecrest_read_attempts=1
     )
     await started(spawner)
-    old_name = spawner._job_name
+    old_name = spawner.record.job_name
     emulator.admin.set_faults(rules=[{"route": "DELETE /compute/*", "status": 503}])
     with pytest.raises(errors.HTTPError):
         await spawner.stop()
@@ -250,13 +251,13 @@ async def test_start_cancelled_during_submit_leaves_no_job(fcs_user, emulator, w
         rules=[{"route": "POST /compute/*/jobs", "effect": "latency", "delay": 1.5, "times": 1}]
     )
     task = asyncio.ensure_future(spawner.start())
-    while not spawner._submit_unknown:
+    while not spawner.record.submit_unknown:
         await asyncio.sleep(0.02)
     await asyncio.sleep(0.3)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    name = spawner._job_name
+    name = spawner.record.job_name
     assert not spawner.job_id
     # Whatever the emulator created after the lost request is cancelled, by
     # start()'s cleanup or by the hub's poll()+stop() that follows.
@@ -278,7 +279,7 @@ async def test_state_is_saved_right_after_submit(fcs_user, emulator, workroot):
         saved = spawner.orm_spawner.state
         assert saved["job_id"] == spawner.job_id
         assert saved["system"] == emulator.system
-        assert saved["job_name"] == spawner._job_name
+        assert saved["job_name"] == spawner.record.job_name
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -290,7 +291,7 @@ async def test_job_of_an_interrupted_spawn_is_cancelled_at_the_next_start(
 ):
     spawner = new_spawner(fcs_user, emulator, workroot, batch_script=SLEEPER)
     await started(spawner)
-    old_name = spawner._job_name
+    old_name = spawner.record.job_name
     # The hub went down before it saw the server come up; after the restart
     # it loads the saved state and, at the next spawn, calls clear_state().
     fresh = new_spawner(fcs_user, emulator, workroot, batch_script=SLEEPER)
@@ -334,7 +335,7 @@ async def test_system_not_found_is_never_a_gone_job(fcs_user, emulator, workroot
     assert any(f"no system named '{emulator.system}'" in m for m in errors_logged)
     assert await spawner.poll() is None
     await spawner.stop()
-    assert not live(emulator, spawner._job_name)
+    assert not live(emulator, spawner.record.job_name)
 
 
 async def test_unknown_system_fails_the_spawn_as_a_configuration_error(
@@ -346,3 +347,93 @@ async def test_unknown_system_fails_the_spawn_as_a_configuration_error(
     assert info.value.status_code == 500
     assert "the cluster 'nosuch' is not known to FirecREST" in user_message(info.value)
     assert not spawner.job_id
+
+
+#: The keys firecrestspawner fc6b957 (before the job record) saved for a running server.
+PREVIOUS_VERSION_KEYS = {
+    "job_id",
+    "job_status",
+    "system",
+    "firecrest_url",
+    "job_name",
+    "host",
+    "port",
+    "profile",
+    "submitted_at",
+    "log_path",
+    "token_file",
+    "seen",
+    "orphans",
+}
+
+
+async def test_a_hub_on_this_version_stops_a_server_the_previous_version_saved(
+    fcs_user, emulator, workroot
+):
+    spawner = new_spawner(fcs_user, emulator, workroot, batch_script=SLEEPER)
+    await started(spawner)
+    saved = spawner.get_state()  # what JupyterHub saves once start() returned
+    previous = {k: v for k, v in saved.items() if k in PREVIOUS_VERSION_KEYS}
+    # An orphan as the previous version wrote it (no recorded_at): a job long gone.
+    previous["orphans"] = [
+        {
+            "job_id": "999999",
+            "system": emulator.system,
+            "firecrest_url": emulator.url,
+            "job_name": "fcs.jupyterhub.old._.000000000000",
+        }
+    ]
+    assert previous["port"]
+    fresh = new_spawner(fcs_user, emulator, workroot, batch_script=SLEEPER)
+    fresh.load_state(previous)
+    assert fresh.get_state() == previous  # read back as written
+    assert await fresh.poll() is None  # the server runs: nothing is cancelled
+    await fresh.stop()
+    assert not live(emulator, previous["job_name"])
+    fresh.clear_state()
+    assert fresh.get_state() == {}  # the gone orphan was confirmed and dropped
+
+
+async def test_a_spawn_queued_at_hub_restart_is_cancelled_and_the_user_told(
+    fcs_user, emulator, workroot
+):
+    """Issue #13 finding 7: the restarted hub ends the queued spawn at once."""
+    emulator.admin.set_system(emulator.system, queue_delay=3600)
+    spawner = new_spawner(fcs_user, emulator, workroot, batch_script=SLEEPER)
+    task = asyncio.ensure_future(spawner.start())
+    try:
+        while not spawner.job_id:
+            await asyncio.sleep(0.05)
+        saved = dict(spawner.orm_spawner.state)  # what the hub has when it dies
+        name = saved["job_name"]
+        assert live(emulator, name)
+        # The restarted hub builds the spawner from its database and polls it.
+        restarted = new_spawner(fcs_user, emulator, workroot, batch_script=SLEEPER)
+        restarted.load_state(saved)
+        status = await restarted.poll()
+        assert status is not None  # not running: the hub ends the server
+        assert not live(emulator, name), "the queued job was cancelled at once"
+        # JupyterHub then stops the server and clears the state.
+        await restarted.stop()
+        restarted.clear_state()
+        notice = restarted.get_state()["notice"]
+        assert f"job {saved['job_id']}" in notice
+        assert "hub restart" in notice
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        emulator.admin.set_system(emulator.system, queue_delay=0)
+    # The user's next start shows the notice first, then starts normally.
+    events = []
+
+    async def collect():
+        async for event in restarted.progress():
+            events.append(event)
+
+    collector = asyncio.ensure_future(collect())
+    await started(restarted)
+    await asyncio.wait_for(collector, 10)
+    assert events[0]["message"] == notice
+    assert "notice" not in restarted.get_state()
+    await restarted.stop()

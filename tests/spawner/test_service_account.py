@@ -118,7 +118,7 @@ async def test_expired_session_without_site_policy_says_log_in_and_keeps_the_job
         spawner = fcs_user.spawner
         assert isinstance(spawner, NoServiceAccountStop)
         await started(spawner)
-        job_id, job_name = spawner.job_id, spawner._job_name
+        job_id, job_name = spawner.job_id, spawner.record.job_name
         expire_session(emulator, fcs_user)
         emulator.admin.clear_requests()
 
@@ -139,7 +139,7 @@ async def test_expired_session_without_site_policy_says_log_in_and_keeps_the_job
     await log_in_again(emulator, fcs_user)
     later = new_spawner(fcs_user, emulator, workroot, batch_script=SLEEPER)
     later.load_state(saved)
-    await later._cancel_orphans()
+    await later.jobs.cancel_orphans()
     assert not live(emulator, job_name)
     assert later.get_state().get("orphans") is None
 
@@ -195,7 +195,7 @@ async def test_polling_several_users_is_one_request_per_interval(
         for s, u in zip(spawners, users, strict=True):
             assert s.job_status.startswith("RUNNING"), u.name
             assert await s.state_gethost() == "127.0.0.1"
-            assert jobs_named(emulator, s._job_name)[0]["user"] == u.name
+            assert jobs_named(emulator, s.record.job_name)[0]["user"] == u.name
 
         # The next interval: one more list for all of them.
         await asyncio.sleep(interval)
@@ -209,7 +209,7 @@ async def test_polling_several_users_is_one_request_per_interval(
                 await s.stop(now=True)
         for u in users:
             auth.forget_user(u.name)
-    assert not [s for s in spawners if live(emulator, s._job_name)]
+    assert not [s for s in spawners if live(emulator, s.record.job_name)]
 
 
 @pytest.mark.parametrize("app_version", ["2.x.x", "2"])
@@ -235,9 +235,9 @@ async def test_development_build_version_keeps_service_account_polling(
             await asyncio.sleep(0.3)
             assert await spawner.poll() is None
             assert spawner.job_status.startswith("RUNNING")
-            assert not spawner._last_error
+            assert not spawner.record.last_error
             await spawner.stop()
             assert isinstance(await spawner.poll(), int), "poll() sees the job gone"
-            assert not live(emu, spawner._job_name)
+            assert not live(emu, spawner.record.job_name)
         finally:
             auth.forget_user(fcs_user.name)

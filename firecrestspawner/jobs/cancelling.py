@@ -13,7 +13,7 @@ import time
 from .. import client as fc
 from .. import states
 from .. import status as status_cache
-from ..errors import HTTPError, spawn_error
+from ..errors import HTTPError, spawn_error, user_error
 from ..states import JobStatus
 from .reading import JobReader
 from .record import Orphan
@@ -138,7 +138,8 @@ class JobCanceller(JobReader):
             raise
         except Exception as e:  # noqa: BLE001 - reported to the user, not swallowed
             r.add_orphan(r.current_as_orphan())
-            raise spawn_error(
+            raise user_error(
+                e,
                 f"Job {r.job_id} could not be cancelled: {fc.error_message(e)}",
                 reason="cancel-failed",
                 log_message=f"Cancel of job {r.job_id} failed: {fc.describe(e)}",

@@ -35,7 +35,7 @@ from .. import client as fc
 from .. import states
 from .. import status as status_cache
 from ..auth import SessionExpired
-from ..errors import HTTPError, spawn_error
+from ..errors import HTTPError, spawn_error, user_error
 from ..handlers import LEGACY_WRAPPER_HINT, PortReportError, PortWaiter
 from ..profiles.script import log_path
 from ..redact import redact
@@ -238,7 +238,8 @@ class JobController(JobCanceller):
             )
         if isinstance(e, fc.SystemNotFound):
             return e
-        return spawn_error(
+        return user_error(
+            e,
             f"The batch job could not be submitted: {fc.error_message(e)}",
             reason="submit-failed",
             log_message=f"Submit of {name} failed: {fc.describe(e)}",
@@ -262,7 +263,10 @@ class JobController(JobCanceller):
         except fc.SystemNotFound:
             raise
         except Exception as e:  # noqa: BLE001 - reported to the user, not swallowed
-            raise spawn_error(
+            # A failure that names its cause (identity provider, FirecREST
+            # refusing the token, file access) keeps it.
+            raise user_error(
+                e,
                 "The server cannot start: the access file for the job could not be "
                 f"written in {directory} ({fc.error_message(e)}).",
                 reason="token-file",

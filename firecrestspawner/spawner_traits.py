@@ -132,7 +132,7 @@ class FirecRESTSpawnerTraits(Configurable):
 
     @default("token_url")
     def _default_token_url(self) -> str:
-        return self._authenticator_value("token_url")
+        return str(getattr(getattr(self, "authenticator", None), "token_url", "") or "")
 
     client_id = Unicode(
         help="""OAuth client id used to refresh the user's tokens.
@@ -143,7 +143,7 @@ class FirecRESTSpawnerTraits(Configurable):
 
     @default("client_id")
     def _default_client_id(self) -> str:
-        return self._authenticator_value("client_id")
+        return str(getattr(getattr(self, "authenticator", None), "client_id", "") or "")
 
     client_secret = Unicode(
         help="""OAuth client secret used to refresh the user's tokens.
@@ -154,7 +154,7 @@ class FirecRESTSpawnerTraits(Configurable):
 
     @default("client_secret")
     def _default_client_secret(self) -> str:
-        return self._authenticator_value("client_secret")
+        return str(getattr(getattr(self, "authenticator", None), "client_secret", "") or "")
 
     min_token_validity = Float(
         60.0,
@@ -402,9 +402,6 @@ class FirecRESTSpawnerTraits(Configurable):
     req_homedir = Unicode(
         "", help="""Home directory template variable (``homedir``); empty unless configured."""
     ).tag(config=True)
-
-    def _authenticator_value(self, name: str) -> str:
-        return str(getattr(getattr(self, "authenticator", None), name, "") or "")
 
 
 __all__ = ["WRAPPER", "FirecRESTSpawnerTraits"]

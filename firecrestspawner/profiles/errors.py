@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-
-from jsonschema.exceptions import ValidationError
 
 
 @dataclass(frozen=True)
@@ -65,10 +64,24 @@ def sort_problems(problems: Iterable[Problem]) -> list[Problem]:
 def json_path(parts: Iterable[Any]) -> str:
     """``$.a[0].b`` for the path ``["a", 0, "b"]``.
 
-    Written by jsonschema itself (``ValidationError.json_path``), so the paths
-    of our own checks and of schema errors always look alike.
+    The same rule as jsonschema's ``ValidationError.json_path`` (a key that is
+    not a plain name is written ``['key']``), so the paths of our own checks and
+    of schema errors always look alike; written here so that loading a valid
+    file need not import jsonschema (tests/profiles/test_cli_startup.py compares them).
     """
-    return ValidationError("", path=[p if isinstance(p, int) else str(p) for p in parts]).json_path
+    path = "$"
+    for part in parts:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif _PLAIN_KEY_RE.match(str(part)):
+            path += "." + str(part)
+        else:
+            path += "['" + str(part).replace("\\", "\\\\").replace("'", "\\'") + "']"
+    return path
+
+
+#: A key written ``.key`` in a JSON path (jsonschema's ``_JSON_PATH_COMPATIBLE_PROPERTY_PATTERN``).
+_PLAIN_KEY_RE = re.compile("^[a-zA-Z][a-zA-Z0-9_]*$")
 
 
 def describe_type(value: Any) -> str:

@@ -13,6 +13,7 @@ watching a directory for changes is :mod:`.reload`'s job.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -68,11 +69,51 @@ class LoadedFile:
     warnings: tuple[Problem, ...] = ()
 
 
+#: Files loaded, by (name, format, base directory, SHA-256 of the text) -> (result,
+#: SHA-256 of each ``template_file`` it read). A file whose text and templates are
+#: unchanged is not parsed or validated again (a rewrite by configuration management,
+#: a ``touch``, another :class:`~.reload.ProfileDirectory` of the same files). Plain
+#: dict operations only (atomic; callers may be threads); emptied when full.
+_CACHE: dict[tuple[str, str, str, str], tuple[LoadedFile, tuple[str | None, ...]]] = {}
+_CACHE_SIZE = 2048
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _file_digest(path: Path) -> str | None:
+    try:
+        return _digest(path.read_bytes())
+    except OSError:
+        return None
+
+
 def load_profile_text(
     text: str, *, name: str = "<profile>", fmt: str | None = None, base_dir: Path | None = None
 ) -> LoadedFile:
-    """Run the pipeline on text; raise :class:`ProfileError` with every problem found."""
+    """Run the pipeline on text; raise :class:`ProfileError` with every problem found.
+
+    Each valid text is parsed and validated once: the result is kept by content
+    hash (with the hashes of its ``template_file`` files) and handed out again while
+    both are unchanged. Files with problems are not kept (they are read again).
+    """
     fmt = fmt or format_for(name)
+    key = (name, fmt, str(base_dir) if base_dir is not None else "", _digest(text.encode()))
+    hit = _CACHE.get(key)
+    if hit is not None:
+        loaded, dep_digests = hit
+        if tuple(_file_digest(d) for d in loaded.dependencies) == dep_digests:
+            return loaded
+    loaded = _load_text(text, name, fmt, base_dir)
+    if len(_CACHE) >= _CACHE_SIZE:
+        _CACHE.clear()
+    _CACHE[key] = (loaded, tuple(_file_digest(d) for d in loaded.dependencies))
+    return loaded
+
+
+def _load_text(text: str, name: str, fmt: str, base_dir: Path | None) -> LoadedFile:
+    """The pipeline itself (uncached)."""
     data, doc = parse_text(text, name, fmt)
     if data is None:
         raise ProfileError(

@@ -246,6 +246,12 @@ def unquoted_body_values(template: str, names: Collection[str]) -> list[tuple[in
 
     Directive lines are left out: every value there is checked at each spawn.
     """
+    return list(_unquoted_body_values(template, frozenset(names)))
+
+
+@functools.lru_cache(maxsize=512)
+def _unquoted_body_values(template: str, names: frozenset[str]) -> tuple[tuple[int, str], ...]:
+    """:func:`unquoted_body_values`, once per (template, names): many profiles share a template."""
     wanted = set(names)
     lines = template.splitlines()
     out: list[tuple[int, str]] = []
@@ -264,11 +270,11 @@ def unquoted_body_values(template: str, names: Collection[str]) -> list[tuple[in
                 root = _FIELD_RE.match(field or "")
                 if root and root.group(1) in wanted:
                     out.append((lineno, root.group(1)))
-        return out
+        return tuple(out)
     try:
         ast = _ENV.parse(template)
     except jinja2.TemplateSyntaxError:
-        return out
+        return ()
     for output in ast.find_all(jinja2.nodes.Output):
         for expr in output.nodes:
             if isinstance(expr, jinja2.nodes.TemplateData):
@@ -279,7 +285,7 @@ def unquoted_body_values(template: str, names: Collection[str]) -> list[tuple[in
             for name in [*names, *expr.find_all(jinja2.nodes.Name)]:
                 if name.name in wanted and not on_directive(name.lineno):
                     out.append((name.lineno, name.name))
-    return sorted(set(out))
+    return tuple(sorted(set(out)))
 
 
 def _calls_macro(call: jinja2.nodes.Call, ast: jinja2.nodes.Template) -> bool:

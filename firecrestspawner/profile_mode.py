@@ -61,6 +61,10 @@ from .submission import option_error
 #: One watcher per directory, shared by all spawners of the hub.
 _DIRECTORIES: dict[str, ProfileDirectory] = {}
 
+#: Rendered profile cards of the form, shared by all spawners of the hub: a user
+#: reloading the spawn page re-renders only what changed (see form.CardCache).
+CARDS = form.CardCache()
+
 
 def profile_directory(path: str) -> ProfileDirectory:
     directory = _DIRECTORIES.get(path)
@@ -271,27 +275,45 @@ class ProfileMode:
                 )
         default_id = next((p.id for p in profiles if p.default), profiles[0].id)
         selected_id = remembered.profile.id if remembered is not None else default_id
-        views = []
-        for p in profiles:
+        config_req = self._config_req()
+        cards = []
+        for index, p in enumerate(profiles, 1):
             cluster = clusters[p.id]
             notes.extend(c.note for c in cluster.values() if c.note)
             mine = remembered is not None and remembered.profile.id == p.id
+            # A card with defaults only is kept while its inputs are unchanged (CARDS).
+            key = None
+            if not mine:
+                key = form.CardCache.key(
+                    p,
+                    index=index,
+                    selected=p.id == selected_id,
+                    user=user,
+                    cluster=cluster,
+                    base_req=config_req,
+                )
+                card = CARDS.get(key, p)
+                if card is not None:
+                    cards.append(card)
+                    continue
             values = dict(remembered.values) if mine and remembered else {}
             req = remembered.req if mine and remembered else None
             if req is None:
                 req = self._default_req(profile_set, p, user, cluster)
-            views.append(
-                form.build_view(
-                    p,
-                    user=user,
-                    values=values,
-                    selected=p.id == selected_id,
-                    cluster=cluster,
-                    base_req={**self._config_req(), **p.defaults, **p.fixed},
-                    req=req,
-                )
+            view = form.build_view(
+                p,
+                user=user,
+                values=values,
+                selected=p.id == selected_id,
+                cluster=cluster,
+                base_req={**config_req, **p.defaults, **p.fixed},
+                req=req,
             )
-        return form.render_form(views, notes)
+            card = form.render_profile(view, index)
+            if key is not None:
+                CARDS.put(key, p, card)
+            cards.append(card)
+        return form.render_form(cards, notes)
 
     def _default_req(
         self,

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 
 from .choices import ClusterChoice, ClusterChoices
 from .options import (
@@ -411,15 +412,77 @@ _ENV = jinja2.Environment(
 )
 
 
-def render_form(profiles: Sequence[ProfileView], notes: Sequence[str] = ()) -> str:
-    """The form HTML (a fragment for JupyterHub's ``spawn.html``)."""
+def render_profile(view: ProfileView, index: int) -> Markup:
+    """One profile's card of the form (``index`` numbers its element ids, from 1)."""
+    template = _ENV.get_template("profile_card.html")
+    # The output of an autoescaping template: every text in it is already escaped.
+    return Markup(template.render(p=view, pid=f"fcs-p{index}"))  # noqa: S704
+
+
+def render_form(profiles: Sequence[ProfileView | Markup], notes: Sequence[str] = ()) -> str:
+    """The form HTML (a fragment for JupyterHub's ``spawn.html``).
+
+    ``profiles`` are views, or cards already rendered by :func:`render_profile`
+    (kept in a :class:`CardCache`) in their place.
+    """
+    cards = [
+        p if isinstance(p, Markup) else render_profile(p, i) for i, p in enumerate(profiles, 1)
+    ]
     template = _ENV.get_template("spawn_form.html")
     return template.render(
-        profiles=list(profiles),
+        cards=cards,
         notes=list(dict.fromkeys(n for n in notes if n)),
         summary_labels=SUMMARY_LABELS,
         summary_order=list(SUMMARY_LABELS),
     )
+
+
+class CardCache:
+    """Rendered profile cards, kept while nothing they show has changed.
+
+    A card depends on the profile (a new object when its file changes), its
+    position, whether it is selected, the user (allow-lists, defaults), the
+    cluster choices shown (their ``fetched_at`` changes with each FirecREST
+    answer) and the configured request values; all of these are the key. A
+    profile with remembered values is not kept. The profile object is held with
+    its card, so a key naming it by ``id()`` cannot match a later object. Plain
+    dict operations only; emptied when full.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._cards: dict[tuple[Any, ...], tuple[Any, Markup]] = {}
+
+    @staticmethod
+    def key(
+        profile: Any,
+        *,
+        index: int,
+        selected: bool,
+        user: UserInfo,
+        cluster: Mapping[str, ClusterChoices],
+        base_req: Mapping[str, Any],
+    ) -> tuple[Any, ...]:
+        return (
+            id(profile),
+            index,
+            selected,
+            user,
+            tuple(sorted(cluster.items())),
+            tuple(sorted((str(k), str(v)) for k, v in base_req.items())),
+        )
+
+    def get(self, key: tuple[Any, ...], profile: Any) -> Markup | None:
+        hit = self._cards.get(key)
+        return hit[1] if hit is not None and hit[0] is profile else None
+
+    def put(self, key: tuple[Any, ...], profile: Any, card: Markup) -> None:
+        if len(self._cards) >= self.size:
+            self._cards.clear()
+        self._cards[key] = (profile, card)
+
+    def clear(self) -> None:
+        self._cards.clear()
 
 
 # -------------------------------------------------------------------------
@@ -466,6 +529,7 @@ def form_to_options(formdata: Mapping[str, Any], profile: Any | None) -> dict[st
 __all__ = [
     "PROFILE_FIELD",
     "SUMMARY_LABELS",
+    "CardCache",
     "ChoiceView",
     "OptionView",
     "ProfileView",
@@ -476,5 +540,6 @@ __all__ = [
     "form_to_options",
     "known_names",
     "render_form",
+    "render_profile",
     "summary_text",
 ]

@@ -64,7 +64,7 @@ PRESETS = {
         status_max_age=10 / 3,
         rounds=2,
         storms=[50],
-        storm_modes=["ours", "baseline"],
+        storm_modes=["ours", "baseline", "floor"],
         queue_delay=5.0,
         validate_repeat=1,
         form_renders=50,
@@ -82,7 +82,7 @@ PRESETS = {
         status_max_age=10.0,
         rounds=2,
         storms=[50, 200],
-        storm_modes=["ours", "ours+sharedtls", "ours+sharedtls+fastpoll", "baseline"],
+        storm_modes=["ours", "ours+sharedtls", "ours+sharedtls+fastpoll", "baseline", "floor"],
         queue_delay=5.0,
     ),
 }
@@ -213,6 +213,25 @@ def storm_table(results: list[dict[str, Any]]) -> str:
             f"| {_ratio(o['idp_per_spawn'], b['idp_per_spawn'])} "
             f"| {_ratio(o['lag']['lag_p99_ms'], b['lag']['lag_p99_ms'])} "
             f"| {_ratio(o['cpu_s'], b['cpu_s'])} |"
+        )
+    floors = [n for n in sorted({r["n"] for r in results}) if (n, "floor") in by]
+    if floors:
+        rows += [
+            "",
+            "| spawns | floor overhead p50 / p95 (s) | ours - floor p50 / p95 (s) | baseline - floor p95 (s) | CPU ours - floor (s) |",
+            "|---|---|---|---|---|",
+        ]
+    for n in floors:
+        f, o, b = by[(n, "floor")], by.get((n, "ours")), by.get((n, "baseline"))
+
+        def minus(r: dict[str, Any] | None, key: str, f: dict[str, Any] = f) -> str:
+            return _f(r[key] - f[key], 2) if r else "-"
+
+        cpu = _f(o["cpu_s"] - f["cpu_s"], 2) if o else "-"
+        rows.append(
+            f"| {n} | {_f(f['overhead_p50_s'], 2)} / {_f(f['overhead_p95_s'], 2)} "
+            f"| {minus(o, 'overhead_p50_s')} / {minus(o, 'overhead_p95_s')} "
+            f"| {minus(b, 'overhead_p95_s')} | {cpu} |"
         )
     return "\n".join(rows)
 

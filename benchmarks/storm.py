@@ -1,5 +1,9 @@
 """Spawn storm: many users press "start" at once.
 
+Mode ``floor`` runs the same harness with :class:`.floor.FloorSpawner`
+(JupyterHub's spawner machinery, no remote work, no queue): the overhead of
+our spawner beyond the floor is ``ours - floor`` in the report.
+
 Every spawner's ``start()`` runs concurrently, each with a ``progress()``
 consumer as a browser on the spawn-pending page would have. The jobs are the
 emulator's simulated jobs (no process): they wait ``queue_delay`` seconds in
@@ -19,6 +23,7 @@ from typing import Any
 
 from . import baseline
 from .emulator import EmulatorHandle
+from .floor import FloorSpawner
 from .hub import BenchHub, reset_shared_state
 from .probes import CpuTimer, LagProbe, percentile
 from .whatif import variant, variant_traits
@@ -133,7 +138,14 @@ async def _storm(
     users = await hub.add_users([f"s{tag}{n}u{i}" for i in range(n)])
     kw = hub.traits(service_account=(mode != "ours-user"), **{**variant_traits(mode), **traits})
     cls = baseline.BaselineSpawner if mode == "baseline" else None
-    spawners = [hub.new_spawner(u, cls, **kw) if cls else hub.new_spawner(u, **kw) for u in users]
+    if mode == "floor":
+        # JupyterHub's machinery only (benchmarks/floor.py): no traits of ours, no queue.
+        spawners = [hub.new_spawner(u, FloorSpawner) for u in users]
+        queue_delay = 0.0
+    else:
+        spawners = [
+            hub.new_spawner(u, cls, **kw) if cls else hub.new_spawner(u, **kw) for u in users
+        ]
     await asyncio.to_thread(emu.admin.reset_counters)
     probe = LagProbe().start()
     cpu = CpuTimer().start()

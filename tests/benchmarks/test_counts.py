@@ -129,6 +129,16 @@ async def test_harness_storm(emu):
     assert r.endpoints["POST /compute/{system}/jobs"] == 3
 
 
+async def test_harness_storm_floor_does_no_remote_work(emu):
+    # The floor (benchmarks/floor.py): the same harness, JupyterHub's spawner
+    # machinery only; every spawn gets its port and no request leaves the hub.
+    r = await run_storm(emu, 3, "floor", queue_delay=0.0)
+    assert (r.ok, r.failed) == (3, 0)
+    assert r.firecrest_per_spawn == 0
+    assert r.idp_per_spawn == 0
+    assert r.to_submit_p95_s >= 0
+
+
 async def test_harness_profiles(emu):
     v = profiles_bench.bench_validate(files=6, repeat=1)
     assert v["files"] == 6

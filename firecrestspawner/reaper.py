@@ -52,8 +52,8 @@ import httpx
 import stamina
 
 from . import client as fc
-from . import states
 from .auth import AuthError, get_service_account_auth
+from .jobs import confirm
 from .logs import install_retry_summary
 from .reaper_plan import (
     ActiveServer,
@@ -360,26 +360,18 @@ class Reaper:
 
 
 async def cancel_and_confirm(client: fc.FirecrestClient, system: str, job_id: str) -> str:
-    """Cancel one job; a refused cancel is confirmed with a GET of the job.
+    """Cancel one job through the spawner's cancel-and-confirm; one line of outcome.
 
     Returns ``"cancelled"``, ``"already ended"`` or one line saying why not
-    (never raises for FirecREST's answers). Self-contained on purpose: the
-    spawner's job control does the same steps, and this function is the one
-    place to swap for a shared cancel-and-confirm.
+    (never raises for FirecREST's answers).
     """
     try:
-        await client.cancel(system, job_id)
+        cancelled = await confirm.cancel_and_confirm(client, system, job_id)
     except fc.CancelNotAccepted as refused:
-        try:
-            job = await client.job(system, job_id)
-        except Exception as e:  # noqa: BLE001 - reported
-            return f"refused ({refused.message}); state unknown: {_describe(e)}"
-        if job is None or states.is_gone(states.state_of(job)):
-            return "already ended"
         return f"refused: {refused.message}"
     except Exception as e:  # noqa: BLE001 - reported
         return f"failed: {_describe(e)}"
-    return "cancelled"
+    return "cancelled" if cancelled else "already ended"
 
 
 def _describe(exc: BaseException) -> str:

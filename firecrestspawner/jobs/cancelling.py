@@ -15,6 +15,7 @@ from .. import states
 from .. import status as status_cache
 from ..errors import HTTPError, spawn_error, user_error
 from ..states import JobStatus
+from .confirm import cancel_and_confirm
 from .reading import JobReader
 from .record import Orphan
 from .waiting import Backoff, deadline_in
@@ -74,16 +75,10 @@ class JobCanceller(JobReader):
     async def cancel_orphan(self, orphan: Orphan) -> bool:
         """Cancel one orphan; True when it is gone (or was never created)."""
         if orphan.job_id:
-
-            async def cancel(client: fc.FirecrestClient) -> None:
-                try:
-                    await client.cancel(orphan.system, orphan.job_id)
-                except fc.CancelNotAccepted:
-                    job = await client.job(orphan.system, orphan.job_id)
-                    if job is not None and not states.is_gone(states.state_of(job)):
-                        raise
-
-            await self.as_canceller(cancel, orphan.firecrest_url)
+            await self.as_canceller(
+                lambda client: cancel_and_confirm(client, orphan.system, orphan.job_id),
+                orphan.firecrest_url,
+            )
             return True
         found = await self.cancel_by_name(
             orphan.job_name, 1.0, url=orphan.firecrest_url, system=orphan.system

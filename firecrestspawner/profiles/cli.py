@@ -77,32 +77,68 @@ def _validate(paths: list[str]) -> tuple[list[LoadedFile], list[ProfileError], l
     return loaded, errors + duplicates, [p.id for p in served]
 
 
+def _github_escape(text: str, *, prop: bool = False) -> str:
+    """A value for a GitHub workflow command (``%``, CR, LF; also ``:`` and ``,`` in properties)."""
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    if prop:
+        text = text.replace(":", "%3A").replace(",", "%2C")
+    return text
+
+
+def github_annotation(problem: Problem, level: str = "error") -> str:
+    """One ``::error file=F,line=L,col=C,title=T::message`` line (GitHub Actions annotations)."""
+    props = [f"file={_github_escape(problem.file, prop=True)}"]
+    if problem.line is not None:
+        props.append(f"line={problem.line}")
+        props.append(f"col={problem.column or 1}")
+    props.append(f"title={_github_escape(problem.path, prop=True)}")
+    message = f"{problem.path}: {problem.message}"
+    if problem.hint:
+        message += f"\nhint: {problem.hint}"
+    return f"::{level} {','.join(props)}::{_github_escape(message)}"
+
+
 def cmd_validate(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Every problem of every file in one report (text, JSON or GitHub annotations)."""
     out = out or sys.stdout
     loaded, errors, served = _validate(args.paths or list(DEFAULT_PATHS))
-    if args.json:
+    problems = [p for e in errors for p in e.problems]
+    failing = {p.file for p in problems}
+    fmt = "json" if getattr(args, "json", False) else getattr(args, "format", None) or "text"
+    warnings = [w for lf in loaded for w in lf.warnings]
+    if fmt == "json":
         report: dict[str, Any] = {
             "valid": not errors,
             "served": served,
             "files": [
-                {"file": lf.source, "profiles": [p.id for p in lf.profiles]} for lf in loaded
+                {
+                    "file": lf.source,
+                    "profiles": [p.id for p in lf.profiles],
+                    "valid": lf.source not in failing,
+                }
+                for lf in loaded
             ],
-            "errors": [p.as_dict() for e in errors for p in e.problems],
-            "warnings": [w.as_dict() for lf in loaded for w in lf.warnings],
+            "errors": [p.as_dict() for p in problems],
+            "warnings": [w.as_dict() for w in warnings],
         }
         out.write(json.dumps(report, indent=2) + "\n")
+    elif fmt == "github":
+        for p in problems:
+            out.write(github_annotation(p) + "\n")
+        for w in warnings:
+            out.write(github_annotation(w, "warning") + "\n")
     else:
         for lf in loaded:
-            out.write(f"ok: {lf.source} ({', '.join(p.id for p in lf.profiles)})\n")
+            if lf.source not in failing:
+                out.write(f"ok: {lf.source} ({', '.join(p.id for p in lf.profiles)})\n")
             for warning in lf.warnings:
                 out.write(f"warning: {warning}\n")
-        for e in errors:
-            out.write(f"{e}\n")
-        count = sum(len(e.problems) for e in errors)
-        warned = sum(len(lf.warnings) for lf in loaded)
-        summary = f"{len(loaded)} file(s) valid"
-        summary += f", {count} error(s)" if count else ""
-        summary += f", {warned} warning(s)" if warned else ""
+        for p in problems:
+            out.write(f"{p}\n")
+        valid = sum(1 for lf in loaded if lf.source not in failing)
+        summary = f"{valid} file(s) valid"
+        summary += f", {len(problems)} error(s)" if problems else ""
+        summary += f", {len(warnings)} warning(s)" if warnings else ""
         out.write(summary + "\n")
     return 1 if errors else 0
 
@@ -405,7 +441,13 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "paths", nargs="*", metavar="PATH", help="files or directories (default: profiles/)"
     )
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--format",
+        choices=("text", "json", "github"),
+        default="text",
+        help="text (default), json, or github (::error annotations for GitHub Actions)",
+    )
+    p.add_argument("--json", action="store_true", help="the same as --format json")
     p.set_defaults(func=cmd_validate)
 
     p = subparsers.add_parser(

@@ -13,6 +13,7 @@ watching a directory for changes is :mod:`.reload`'s job.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -31,7 +32,8 @@ from .checks import check_file
 from .errors import Problem, ProfileError, describe_type, json_path, sort_problems
 from .models import Profile, ProfileSet
 from .parse import format_for, parse_text, position
-from .report import schema_errors, schema_problems
+from .prune import map_back, prune
+from .report import kind_branch, schema_errors, schema_problems
 
 #: File names a profile directory reads.
 PROFILE_SUFFIXES = (".yaml", ".yml", ".toml")
@@ -136,12 +138,20 @@ def _load_text(text: str, name: str, fmt: str, base_dir: Path | None) -> LoadedF
                 )
             ]
         )
-    problems = schema_problems(schema_errors(data), name, doc)
-    if problems:
-        raise ProfileError(sort_problems(problems))
+    errors = schema_errors(data)
+    schema_found = schema_problems(errors, name, doc)
+    pruned = None
+    if schema_found:
+        # One pass: check what the schema accepted too, so every problem is reported at once.
+        pruned = prune(data, errors, schema_errors, kind_branch)
+        if pruned is None:
+            raise ProfileError(sort_problems(schema_found))
+        data = pruned.data
     try:
         spec = m.ProfileFile.model_validate(data)
     except ValidationError as e:  # the schema and the models agree; this is a safety net
+        if schema_found:
+            raise ProfileError(sort_problems(schema_found)) from None
         raise ProfileError(
             sort_problems(
                 Problem(
@@ -151,9 +161,16 @@ def _load_text(text: str, name: str, fmt: str, base_dir: Path | None) -> LoadedF
             )
         ) from None
     profiles, problems, deps, warnings = check_file(spec, name, doc, base_dir)
-    if problems:
-        raise ProfileError(sort_problems(problems))
+    if pruned is not None:
+        problems = map_back(pruned, problems, doc)
+    if problems or schema_found:
+        raise ProfileError(_unique(sort_problems([*schema_found, *problems])))
     return LoadedFile(name, spec, tuple(profiles), tuple(deps), tuple(sort_problems(warnings)))
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    seen: set[Problem] = set()
+    return [p for p in problems if not (p in seen or seen.add(p))]
 
 
 def load_profile_file(path: str | os.PathLike[str]) -> ProfileSet:
@@ -248,8 +265,30 @@ def merge_profiles(
                 owners[profile_id].append(f"{source} (which does not load)")
     out: list[Profile] = []
     errors: list[ProfileError] = []
+    # `default: true` in several files: an error in each, naming the others, and no
+    # profile preselected (the first in file order is), whatever the file names.
+    flagged = [(lf.source, i, p) for lf in loaded for i, p in enumerate(lf.profiles) if p.default]
+    clash = len({source for source, _, _ in flagged}) > 1
+    if clash:
+        for source, i, profile in flagged:
+            others = [f"{s} (profile {p.id!r})" for s, _, p in flagged if s != source]
+            errors.append(
+                ProfileError(
+                    [
+                        Problem(
+                            source,
+                            f"$.profiles[{i}].default",
+                            f"profile {profile.id!r} has `default: true`, and so has "
+                            f"{', '.join(others)}; none is preselected until one file has it",
+                            "keep `default: true` on one profile of the whole directory",
+                        )
+                    ]
+                )
+            )
     for lf in loaded:
         for i, profile in enumerate(lf.profiles):
+            if clash and profile.default:
+                profile = dataclasses.replace(profile, default=False)
             others = [o for o in owners[profile.id] if o != lf.source]
             if not others:
                 out.append(profile)

@@ -58,7 +58,7 @@ _TYPE_NAMES = {
 }
 
 
-def _kind_branch(error: jsonschema.ValidationError) -> list[jsonschema.ValidationError] | None:
+def kind_branch(error: jsonschema.ValidationError) -> list[jsonschema.ValidationError] | None:
     """For the option ``oneOf``, the errors of the branch ``kind`` names."""
     instance = error.instance
     if not isinstance(instance, dict) or "kind" not in error.schema.get("discriminator", {}).get(
@@ -87,7 +87,7 @@ def schema_problems(
         hint = error.schema.get("x-hint", "") if isinstance(error.schema, dict) else ""
         v = error.validator
         if v == "oneOf":
-            branch = _kind_branch(error)
+            branch = kind_branch(error)
             if branch is not None:
                 problems.extend(schema_problems(branch, name, doc))
                 continue
@@ -181,4 +181,4 @@ def schema_problems(
     return problems
 
 
-__all__ = ["schema_errors", "schema_problems", "schema_validator"]
+__all__ = ["kind_branch", "schema_errors", "schema_problems", "schema_validator"]

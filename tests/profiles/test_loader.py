@@ -147,7 +147,11 @@ profiles:
     with pytest.raises(ProfileError) as info:
         load_profile_text(text, name="t.yaml")
     paths = [p.path for p in info.value.problems]
-    assert paths == ["$.profiles[0].options[0].images['x-y'].display_nam"]
+    # one pass: the cross-field error of the other image is reported with the schema error
+    assert paths == [
+        "$.profiles[0].options[0].images['prgenv-gnu/24.11:v1'].default_view",
+        "$.profiles[0].options[0].images['x-y'].display_nam",
+    ]
     with pytest.raises(ProfileError) as info:
         load_profile_text(text.replace("display_nam:", "display_name:"), name="t.yaml")
     assert [p.path for p in info.value.problems] == [

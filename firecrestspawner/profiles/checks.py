@@ -465,6 +465,9 @@ def check_file(
                     if line_hint is not None:
                         last = c.problems[-1]
                         c.problems[-1] = dataclasses.replace(last, line=line_hint, column=1)
+        if template is not None and template[1].startswith("builtin:"):
+            sys_index = next((k for k, s in enumerate(spec.systems) if s.name == p.system), None)
+            _check_gpu_names(c, spec, p, parts, sys_index, scheduler)
         if len(c.problems) != before or system is None or template is None:
             continue
         states = _resolve_states(scheduler, system.states, p.states)
@@ -594,6 +597,66 @@ def _check_req_names(c: _Checker, parts: list[Any], req: Mapping[str, Any]) -> N
                 f"write `{name[4:]}`: names here have no `req_` prefix",
                 key=name,
             )
+
+
+def _gpu_names(
+    spec: m.ProfileFile, p: m.ProfileSpec, parts: list[Any], sys_index: int | None
+) -> dict[str, tuple[list[Any], str | None]]:
+    """The GPU request names a profile sets, each with where (parts, key) it is first set."""
+    found: dict[str, tuple[list[Any], str | None]] = {}
+    places: list[tuple[list[Any], Mapping[str, Any]]] = [(["defaults"], spec.defaults)]
+    if sys_index is not None:
+        places.append((["systems", sys_index, "req"], spec.systems[sys_index].req))
+    places.append(([*parts, "req"], p.req))
+    for j, opt in enumerate(p.options):
+        oparts = [*parts, "options", j]
+        found.setdefault(opt.req_name, ([*oparts, "req" if opt.req else "id"], None))
+        if isinstance(opt, m.ChoiceOption):
+            for key, choice in opt.choices.items():
+                places.append(([*oparts, "choices", key, "req"], choice.req))
+    for where, req in places:
+        for name in req:
+            found.setdefault(name, (where, name))
+    return {k: v for k, v in found.items() if k in ("ngpus", "gpus", "gpus_per_node")}
+
+
+def _check_gpu_names(
+    c: _Checker,
+    spec: m.ProfileFile,
+    p: m.ProfileSpec,
+    parts: list[Any],
+    sys_index: int | None,
+    scheduler: str,
+) -> None:
+    """GPUs per node (``gpus_per_node``) and per job (``gpus``) are not confused (#14.5)."""
+    names = _gpu_names(spec, p, parts, sys_index)
+    if "ngpus" in names:
+        where, key = names["ngpus"]
+        c.warn(
+            where,
+            "`ngpus` does not say whether it counts GPUs per node or per job (the built-in "
+            "templates read it as before: Slurm `--gpus`, for the whole job; PBS `select` "
+            ":ngpus=, per node)",
+            "write `gpus_per_node` (GPUs on each node: Slurm --gpus-per-node, PBS :ngpus=) "
+            "or `gpus` (GPUs of the whole job: Slurm --gpus)",
+        )
+    if "gpus" in names and scheduler == "pbs":
+        where, key = names["gpus"]
+        c.add(
+            where,
+            "`gpus` (GPUs of the whole job) cannot be asked for in a PBS `select`: "
+            "PBS counts GPUs per chunk (node)",
+            "write `gpus_per_node`",
+            key=key,
+        )
+    elif "gpus" in names and "gpus_per_node" in names:
+        where, key = names["gpus"]
+        c.add(
+            where,
+            "both `gpus` (per job) and `gpus_per_node` are set; the built-in template asks one",
+            "keep `gpus_per_node` for whole nodes' GPUs, or `gpus` for a total",
+            key=key,
+        )
 
 
 def _check_states(c: _Checker, parts: list[Any], states: m.States) -> None:

@@ -294,6 +294,14 @@ def _template_section() -> list[str]:
         + ", ".join(f"`{n}`" for n in BUILTIN_TEMPLATES)
         + ".",
         "",
+        (
+            "GPUs in the built-in templates: `gpus_per_node` is the number of GPUs on *each* node "
+            "(Slurm `--gpus-per-node`, PBS `select=<nnodes>:ngpus=<n>`); `gpus` is the number of "
+            "GPUs of the *whole job* (Slurm `--gpus`; PBS cannot ask for it and refuses it). With "
+            "2 nodes of 4 GPUs, write `nnodes: 2` and `gpus_per_node: 4`. The older `ngpus` still "
+            "renders as before (Slurm: per job, PBS: per node), with a warning naming the new names."
+        ),
+        "",
         "## What a template may do",
         "",
         (

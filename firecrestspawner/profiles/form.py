@@ -46,7 +46,9 @@ PROFILE_FIELD = PROFILE_KEY
 SUMMARY_LABELS: dict[str, str] = {
     "nnodes": "nodes:",
     "ntasks": "tasks:",
-    "ngpus": "GPUs:",
+    "gpus_per_node": "GPUs per node:",
+    "gpus": "GPUs (whole job):",
+    "ngpus": "GPUs (whole job):",
     "memory": "memory:",
     "runtime": "time:",
     "partition": "partition:",

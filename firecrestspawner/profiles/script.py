@@ -66,6 +66,8 @@ BUILTIN_REQ_NAMES: tuple[str, ...] = (
     "nprocs",
     "nnodes",
     "ngpus",
+    "gpus_per_node",
+    "gpus",
     "options",
     "prologue",
     "epilogue",

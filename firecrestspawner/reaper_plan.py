@@ -200,12 +200,12 @@ def plan(
         elif key not in servers:
             why = "no active server"
         else:
-            server = servers[key]
-            owned = server.owns(name, system, job_id) if server is not None else None
+            match = servers[key]
+            owned = match.owns(name, system, job_id) if match is not None else None
             if owned is None or owned:
                 decision.reason = (
                     "spawn in progress"
-                    if server is not None and server.pending == "spawn"
+                    if match is not None and match.pending == "spawn"
                     else "active server"
                 )
                 continue

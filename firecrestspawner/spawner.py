@@ -560,7 +560,7 @@ class FirecRESTSpawnerBase(PortReporting, FirecRESTSpawnerTraits, ProfileModeTra
         """
         orm_spawner = getattr(self, "orm_spawner", None)
         session = object_session(orm_spawner) if orm_spawner is not None else None
-        if session is None:
+        if orm_spawner is None or session is None:
             return
         try:
             orm_spawner.state = self.get_state()

@@ -21,7 +21,7 @@ from ..redact import register_secret
 from .jobs import check_operator
 from .nodes import check_node_names
 from .probe import run_probe
-from .report import Report, Step
+from .report import Report, Status, Step
 from .settings import HubSettings, job_workdir, setting_name
 
 #: The environment variable the user's token is read from by default.
@@ -439,6 +439,7 @@ class Doctor:
                     + ", ".join(str(h.get("serviceType")) for h in health)
                     + ")"
                 )
+        status: Status
         if problems:
             status = "fail"
         elif not lines:

@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import logging
 import types
+from functools import partial
 from typing import TYPE_CHECKING
 
 from .. import states
@@ -29,7 +30,7 @@ async def check_node_names(doctor: Doctor) -> None:
             continue
         checked = True
         try:
-            nodes = await client.read("nodes", lambda c=client, s=t.system: c.raw.nodes(s))
+            nodes = await client.read("nodes", partial(client.raw.nodes, t.system))
         except Exception as e:  # noqa: BLE001 - reported
             problems.append(f"{t.system}: cannot list nodes: {describe(e)}")
             continue

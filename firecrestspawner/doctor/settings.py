@@ -17,9 +17,10 @@ import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
+from traitlets import HasTraits
 from traitlets.config import Config, Configurable, LazyConfigValue
 from traitlets.config.loader import ConfigFileNotFound, PyFileConfigLoader
 
@@ -101,7 +102,7 @@ class TraitView:
     #: of the class runs, as none needs a live instance to check a value's type).
     _cross_validation_lock = True
 
-    def __init__(self, cls: type, config: Config, **extra: Any) -> None:
+    def __init__(self, cls: type[HasTraits], config: Config, **extra: Any) -> None:
         self._cls = cls
         self._config = config
         self._traits = cls.class_traits()
@@ -110,7 +111,7 @@ class TraitView:
         self._section = _merged_section(cls, config)
 
     @property
-    def cls(self) -> type:
+    def cls(self) -> type[HasTraits]:
         return self._cls
 
     def configured(self, name: str) -> bool:
@@ -137,12 +138,12 @@ class TraitView:
         if isinstance(value, LazyConfigValue):
             value = value.get_value(default)
         with contextlib.suppress(Exception):  # keep the raw value; the checks say what is wrong
-            value = trait.validate(self, value)
+            value = trait.validate(self, value)  # type: ignore[attr-defined]
         return value
 
     def _default(self, name: str) -> Any:
         trait = self._traits[name]
-        generator = self._cls._all_trait_default_generators.get(name)  # type: ignore[attr-defined]
+        generator = self._cls._all_trait_default_generators.get(name)
         try:
             if generator is None or getattr(generator, "__self__", None) is trait:
                 return trait.default()
@@ -168,7 +169,7 @@ def _load_class(trait_name: str, value: Any) -> type:
     trait = JupyterHub.class_traits()[trait_name]
     if value is None:
         return trait.default_value
-    return trait.validate(None, value)
+    return cast(type, trait.validate(None, value))  # type: ignore[attr-defined]
 
 
 @dataclass

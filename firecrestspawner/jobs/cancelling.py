@@ -216,6 +216,9 @@ class JobCanceller(JobReader):
                 )
         await self.remove_token_file()
 
+    async def remove_token_file(self) -> None:
+        """Remove the spawn's token file; a canceller alone has none (the controller does)."""
+
     # ---------------------------------------------------------------- interrupted spawns
 
     async def end_interrupted_spawn(self) -> str:

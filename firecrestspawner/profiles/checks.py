@@ -525,7 +525,7 @@ def _check_texts(c: _Checker, spec: m.ProfileFile) -> None:
     """Refuse control characters in every text the form or the page shows."""
 
     def check(parts: list[Any], obj: Any) -> None:
-        for key in ("display_name", "description"):
+        for key in ("display_name", "description", "help"):
             text = getattr(obj, key, None)
             if not isinstance(text, str):
                 continue
@@ -539,7 +539,7 @@ def _check_texts(c: _Checker, spec: m.ProfileFile) -> None:
                     "texts shown to users hold printable characters"
                     + (
                         " (and, in a description, newlines and tabs)"
-                        if key == "description"
+                        if key != "display_name"
                         else ""
                     ),
                 )

@@ -28,6 +28,7 @@ import jinja2
 from markupsafe import Markup
 
 from .choices import ClusterChoice, ClusterChoices
+from .helptext import render_help
 from .options import (
     PROFILE_KEY,
     UenvValue,
@@ -83,6 +84,8 @@ class OptionView:
     kind: str  # select | checkbox | number | text | uenv_view
     label: str
     description: str = ""
+    #: ``help:`` rendered from Markdown by :func:`~.helptext.render_help` (safe HTML).
+    help_html: Markup = field(default_factory=Markup)
     choices: list[ChoiceView] = field(default_factory=list)
     value: Any = None
     min: Any = None
@@ -106,6 +109,7 @@ class ProfileView:
     id: str
     display_name: str
     description: str = ""
+    help_html: Markup = field(default_factory=Markup)
     system: str = ""
     selected: bool = False
     options: list[OptionView] = field(default_factory=list)
@@ -201,6 +205,7 @@ def _option_views(
         "name": name,
         "label": option.display_name,
         "description": option.description,
+        "help_html": render_help(option.help),
         "req_key": option.req_name,
         "when": _when_rules(option),
         "when_hint": _when_hint(profile, option),
@@ -394,6 +399,7 @@ def build_view(
         id=profile.id,
         display_name=profile.display_name,
         description=profile.description,
+        help_html=render_help(profile.spec.help),
         system=profile.system,
         selected=selected,
         options=views,

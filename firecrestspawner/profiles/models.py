@@ -145,6 +145,10 @@ class _OptionBase(_Model):
     )
     display_name: DisplayText = _desc("Label shown in the spawn form.")
     description: LongText = Field("", description="Help text shown under the field.")
+    help: LongText = Field(
+        "",
+        description="Help in Markdown, shown under the field: `*emphasis*`, `**strong**`, `` `code` ``, links to http(s) or mailto, lists. Raw HTML is shown as text; other Markdown stays plain.",
+    )
     req: Ident | None = Field(
         None,
         description="Name of the request variable this option sets, without the `req_` prefix (`partition` sets `req_partition`, template variable `partition`). Default: the option id.",
@@ -368,6 +372,10 @@ class ProfileSpec(_Model):
     id: Slug = _desc("Identifier (slug): the form value, the key saved in spawner state.")
     display_name: DisplayText = _desc("Title shown in the spawn form.")
     description: LongText = Field("", description="Text shown under the title.")
+    help: LongText = Field(
+        "",
+        description="Help in Markdown, shown under the description: `*emphasis*`, `**strong**`, `` `code` ``, links to http(s) or mailto, lists. Raw HTML is shown as text; other Markdown stays plain.",
+    )
     system: SystemName = _desc("Name of the FirecREST system, one of the file's `systems`.")
     default: bool = Field(False, description="Preselected in the form; at most one per file.")
     groups: list[Principal] | None = Field(

@@ -1,0 +1,144 @@
+"""Where start() -> submit goes: every HTTP request of each spawn, timed.
+
+Runs ``n`` spawns of our spawner at once through the storm harness
+(:func:`.storm.spawn_all`) against the benchmark emulator, with
+``httpx.AsyncClient.send`` wrapped (here only, the spawner is unchanged) to
+record each request of each spawn: method, endpoint, start and end. For the
+part of each spawn before its job is submitted it reports, per endpoint, the
+requests per spawn and their median time, and the time covered by no request
+(the spawner's own CPU, waiting for the event loop, a lock or a pool slot).
+
+    .venv/bin/python -m benchmarks.breakdown --spawns 1,50
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextvars
+import os
+import re
+import statistics
+import time
+from typing import Any
+
+import httpx
+
+from . import baseline
+from .emulator import bench_config, emulator_process
+from .hub import BenchHub, reset_shared_state
+from .storm import spawn_all
+
+_SPAWN: contextvars.ContextVar[int] = contextvars.ContextVar("bench_spawn", default=-1)
+_IDS = re.compile(r"/(?:\d+|[0-9a-f]{16,})(?=/|$)")
+
+
+def _endpoint(request: httpx.Request) -> str:
+    path = _IDS.sub("/{id}", request.url.path)
+    return f"{request.method} {path}"
+
+
+async def run(n: int, queue_delay: float = 1.0) -> dict[str, Any]:
+    calls: list[tuple[int, str, float, float]] = []
+    real_send = httpx.AsyncClient.send
+
+    async def send(self: httpx.AsyncClient, request: httpx.Request, **kw: Any) -> Any:
+        t0 = time.time()
+        try:
+            return await real_send(self, request, **kw)
+        finally:
+            calls.append((_SPAWN.get(), _endpoint(request), t0, time.time()))
+
+    with emulator_process(bench_config(queue_delay=queue_delay)) as emu:
+        await reset_shared_state()
+        baseline.reset()
+        hub = BenchHub(emu)
+        try:
+            users = await hub.add_users([f"bd{n}u{i}" for i in range(n)])
+            spawners = [hub.new_spawner(u, **hub.traits()) for u in users]
+            starts: dict[int, float] = {}
+            original = [s.start for s in spawners]
+
+            def tagged(i: int) -> Any:
+                async def start() -> Any:
+                    _SPAWN.set(i)
+                    starts[i] = time.time()
+                    return await original[i]()
+
+                return start
+
+            for i, s in enumerate(spawners):
+                s.start = tagged(i)
+            httpx.AsyncClient.send = send  # type: ignore[method-assign]
+            try:
+                _durations, errors, _ = await spawn_all(spawners, queue_delay)
+            finally:
+                httpx.AsyncClient.send = real_send  # type: ignore[method-assign]
+            submitted = {i: s.record.submitted_at for i, s in enumerate(spawners)}
+            await asyncio.gather(*(s.stop(now=True) for s in spawners), return_exceptions=True)
+        finally:
+            await reset_shared_state()
+            hub.close()
+    per_endpoint: dict[str, list[float]] = {}
+    to_submit: list[float] = []
+    uncovered: list[float] = []
+    untagged = 0
+    for i in range(n):
+        if not submitted.get(i):
+            continue
+        t_start, t_sub = starts[i], submitted[i]
+        to_submit.append(t_sub - t_start)
+        mine = sorted((c for c in calls if c[0] == i and c[2] < t_sub + 1e-3), key=lambda c: c[2])
+        for _, ep, a, b in mine:
+            per_endpoint.setdefault(ep, []).append(b - a)
+        # Time before submit covered by no request of this spawn.
+        covered, edge = 0.0, t_start
+        for _, _, a, b in mine:
+            a, b = max(a, edge), min(b, t_sub)
+            if b > a:
+                covered += b - a
+                edge = b
+        uncovered.append((t_sub - t_start) - covered)
+    untagged = sum(1 for c in calls if c[0] < 0)
+    ok = len(to_submit)
+    return {
+        "spawns": n,
+        "ok": ok,
+        "errors": errors[:3],
+        "to_submit_p50_s": statistics.median(to_submit) if to_submit else float("nan"),
+        "no_request_p50_s": statistics.median(uncovered) if uncovered else float("nan"),
+        "endpoints": {
+            ep: {"per_spawn": len(ts) / max(ok, 1), "median_s": statistics.median(ts)}
+            for ep, ts in sorted(per_endpoint.items(), key=lambda kv: -sum(kv[1]))
+        },
+        "untagged_requests": untagged,
+        "loadavg": os.getloadavg(),
+    }
+
+
+def table(r: dict[str, Any]) -> str:
+    rows = [
+        (
+            f"{r['spawns']} spawn(s), {r['ok']} submitted; start() -> submit p50 "
+            f"{r['to_submit_p50_s']:.3f} s, of which covered by no request p50 "
+            f"{r['no_request_p50_s']:.3f} s; load average {r['loadavg'][0]:.1f}"
+        ),
+        "",
+        "| request before submit | per spawn | median time (s) |",
+        "|---|---|---|",
+    ]
+    for ep, d in r["endpoints"].items():
+        rows.append(f"| `{ep}` | {d['per_spawn']:.2f} | {d['median_s']:.3f} |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.breakdown")
+    parser.add_argument("--spawns", default="1,50", help="storm sizes, e.g. 1,50")
+    args = parser.parse_args()
+    for n in (int(x) for x in args.spawns.split(",")):
+        print(table(asyncio.run(run(n))) + "\n", flush=True)
+
+
+if __name__ == "__main__":
+    main()

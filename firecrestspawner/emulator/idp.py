@@ -123,6 +123,17 @@ class IdentityProvider:
         return out
 
     # -- keys ------------------------------------------------------------
+
+    def rotate_key(self) -> None:
+        """Sign with a new key from now on; tokens signed with the old one are refused.
+
+        A fault for tests (a site rotating its signing key): clients holding a
+        cached access token get a 401 and must fetch a new token.
+        """
+        if self.config.signing_key_file is not None:
+            raise ValueError("the signing key lives in signing_key_file: rotate that file instead")
+        self.key = _new_key()
+        self.on_change()
     @property
     def kid(self) -> str:
         return str(self.key.kid)

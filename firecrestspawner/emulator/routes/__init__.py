@@ -16,6 +16,7 @@ from .admin import (
     AdminNodeFailHandler,
     AdminRequestsHandler,
     AdminRevokeHandler,
+    AdminRotateKeyHandler,
     AdminSystemHandler,
     AdminTokensHandler,
 )
@@ -52,4 +53,5 @@ def routes() -> list[tuple[str, type[tornado.web.RequestHandler]]]:
         (r"/_emulator/systems/([^/]+)", AdminSystemHandler),
         (r"/_emulator/tokens", AdminTokensHandler),
         (r"/_emulator/revoke", AdminRevokeHandler),
+        (r"/_emulator/rotate_key", AdminRotateKeyHandler),
     ]

@@ -189,3 +189,21 @@ class AdminRevokeHandler(AdminHandler):
         n = idp.revoke(username=body.get("username"), token=body.get("refresh_token"))
         await self.emu.persist()
         self.write_json(200, {"revoked": n})
+
+
+class AdminRotateKeyHandler(AdminHandler):
+    """Fault: the identity provider signs with a new key (old access tokens answer 401)."""
+
+    async def post(self) -> None:
+        idp = self.emu.require(self.emu.idp)
+        if self.emu.config.auth.jwks_url is not None:
+            self.bad("FirecREST verifies with auth.jwks_url, not this identity provider")
+            return
+        try:
+            idp.rotate_key()
+        except ValueError as e:
+            self.bad(str(e))
+            return
+        self.emu.require(self.emu.verifier).key_set = idp.key_set()
+        await self.emu.persist()
+        self.write_json(200, {"kid": idp.kid})

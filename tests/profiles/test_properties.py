@@ -140,13 +140,11 @@ def test_hostile_values_against_shipped_profiles(data: st.DataObject) -> None:
         raw[key] = data.draw(
             st.one_of(hostile, st.lists(hostile, max_size=2), st.integers(), st.booleans())
         )
+    # Every system of the file reports lists: a value missing from raw (``profile: []``)
+    # selects the first visible profile, whose system must not lack cluster data.
+    accounts, reservations = [data.draw(hostile), "proj1"], [data.draw(hostile)]
     cluster = cluster_lists(
-        {
-            profile.system: {
-                "accounts": [data.draw(hostile), "proj1"],
-                "reservations": [data.draw(hostile)],
-            }
-        }
+        {p.system: {"accounts": accounts, "reservations": reservations} for p in ps.profiles}
     )
     vo, error = _attempt(
         lambda: validate_options(ps, raw, user=user, cluster=cluster), (OptionError,)

@@ -277,7 +277,10 @@ def assert_clean_log(text: str) -> None:
         if line.startswith((" ", "\t")):
             continue  # continuation of the hub record above (indented by the message)
         bare.append(line)
-    assert not [b for b in bare if "stamina" in b or "retry_scheduled" in b], bare[:20]
+    library = [line for line in text.splitlines() if "stamina" in line or "retry_scheduled" in line]
+    assert not library, "retry library lines (retries must be summarised):\n" + "\n".join(
+        library[:20]
+    )
     assert "Traceback (most recent call last)" not in text, _around(text, "Traceback")
     assert not bare, f"{len(bare)} lines not in the hub's format, e.g.:\n" + "\n".join(bare[:20])
 

@@ -114,6 +114,8 @@ class DemoOptions:
     base_dir: Path | None = None
     #: Stop (cancel) every server when the hub stops. Production HPC hubs set False.
     cleanup_servers: bool = True
+    #: Let users run several named servers (as the README shows); at most 3 each.
+    named_servers: bool = True
     #: An API token with admin scopes, registered as service ``demo-admin`` (tests use it).
     service_token: str | None = None
     #: Python appended to the generated ``jupyterhub_config.py``.
@@ -289,6 +291,8 @@ class DemoStack:
         c.JupyterHub.cookie_secret_file = {str(self.hub_dir / "cookie_secret")!r}
         c.JupyterHub.pid_file = {str(self.hub_dir / "jupyterhub.pid")!r}
         c.JupyterHub.cleanup_servers = {self.options.cleanup_servers!r}
+        c.JupyterHub.allow_named_servers = {self.options.named_servers!r}
+        c.JupyterHub.named_server_limit_per_user = 3
 
         c.JupyterHub.authenticator_class = "firecrestspawner.demo_auth.DemoAuthenticator"
         c.DemoAuthenticator.token_url = {self.token_url!r}

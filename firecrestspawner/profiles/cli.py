@@ -229,9 +229,10 @@ def schema_markdown(schema: dict[str, Any]) -> str:
         _cell(schema.get("description", "")),
         "",
         (
-            f"Schema: `{schema['$id']}` (JSON Schema 2020-12). Editors that use "
-            "yaml-language-server show these descriptions when a file starts with "
-            "`# yaml-language-server: $schema=<path to schemas/profile.schema.json>`."
+            f"Schema: <{schema['$id']}> (JSON Schema 2020-12; the `$id` is that URL, which "
+            "an editor can fetch). Editors that use yaml-language-server show these descriptions "
+            f"when a file starts with `# yaml-language-server: $schema={schema['$id']}` (or a "
+            "local path to `schemas/profile.schema.json`)."
         ),
         "",
     ]

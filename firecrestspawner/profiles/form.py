@@ -29,6 +29,7 @@ from markupsafe import Markup
 
 from .choices import ClusterChoice, ClusterChoices
 from .helptext import render_help
+from .models import readable_duration
 from .options import (
     PROFILE_KEY,
     UenvValue,
@@ -274,10 +275,11 @@ def _option_views(
         desc = option.description or ""
         limits = []
         if option.min:
-            limits.append(f"at least {option.min}")
+            limits.append(f"at least {readable_duration(option.min)}")
         if option.max:
-            limits.append(f"at most {option.max}")
-        hint = "Slurm time format, e.g. 01:30:00" + (f" ({', '.join(limits)})" if limits else "")
+            limits.append(f"at most {readable_duration(option.max)}")
+        fmt = "HH:MM:SS" if getattr(profile, "scheduler", "slurm") == "pbs" else "Slurm time format"
+        hint = f"{fmt}, e.g. 01:30:00" + (f" ({', '.join(limits)})" if limits else "")
         base["description"] = f"{desc} {hint}".strip() if desc else hint
         return [
             OptionView(

@@ -24,7 +24,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from ..states import StateRegexes
 from .errors import ProfileError
 
-SCHEMA_ID = "https://github.com/eth-cscs/firecrestspawner/schemas/profile.schema.json"
+#: Where an editor fetches the schema: the raw file of the main branch (a URL that answers).
+SCHEMA_ID = (
+    "https://raw.githubusercontent.com/eth-cscs/firecrestspawner/main/schemas/profile.schema.json"
+)
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 # -- identifiers ---------------------------------------------------------------
@@ -599,6 +602,20 @@ def _walk(node: Any) -> Any:
     return node
 
 
+def readable_duration(limit: str) -> str:
+    """A time limit as people say it: ``90`` -> ``1 h 30 min``, ``1-00:00:00`` -> ``1 day``."""
+    try:
+        seconds = duration_seconds(str(limit))
+    except ValueError:
+        return str(limit)
+    parts = []
+    for size, unit in ((86400, "day"), (3600, "h"), (60, "min"), (1, "s")):
+        n, seconds = divmod(seconds, size)
+        if n:
+            parts.append(f"{n} {unit}{'s' if unit == 'day' and n > 1 else ''}")
+    return " ".join(parts) or "0 min"
+
+
 def generate_schema() -> dict[str, Any]:
     """The JSON Schema (2020-12) of a profile file, generated from the models."""
     schema = _walk(ProfileFile.model_json_schema(mode="validation"))
@@ -606,8 +623,7 @@ def generate_schema() -> dict[str, Any]:
     out.update(schema)
     out["description"] = (
         "A firecrestspawner site profile file: the FirecREST systems of a site, "
-        "defaults shared by its profiles, and the profiles users pick from. "
-        "See docs/profiles.md."
+        "defaults shared by its profiles, and the profiles users pick from."
     )
     return out
 

@@ -54,7 +54,7 @@ from .choices import (
     visible_profiles,
 )
 from .errors import OptionError, short
-from .models import Profile, ProfileSet, duration_seconds, format_duration
+from .models import Profile, ProfileSet, duration_seconds, format_duration, readable_duration
 from .numbers import MAX_NUMBER, check_integer, check_number, number_text
 from .script import (
     BUILTIN_REQ_NAMES,
@@ -368,8 +368,8 @@ def _check_duration(option: m.DurationOption, value: Any) -> str:
     lo = duration_seconds(option.min) if option.min else None
     hi = duration_seconds(option.max) if option.max else None
     if (lo is not None and seconds < lo) or (hi is not None and seconds > hi):
-        low = format_duration(lo) if lo is not None else "0"
-        high = format_duration(hi) if hi is not None else "unlimited"
+        low = readable_duration(option.min) if option.min else "0"
+        high = readable_duration(option.max) if option.max else "unlimited"
         raise OptionError(option.id, f"{text} is outside the allowed range {low} to {high}")
     return format_duration(seconds)
 

@@ -449,8 +449,13 @@ def _shape(line: str, owners: Mapping[str, tuple[str, str]]) -> str:
 
 
 def log_path(workdir: str, job_name: str) -> str:
-    """Where the built-in templates write the job's output and errors."""
-    return f"{workdir.rstrip('/')}/{job_name}.log"
+    """Where the built-in templates write the job's output and errors.
+
+    One file per server, overwritten by its next job: the job name without its
+    last part (the spawn id, see :func:`~firecrestspawner.naming.job_name`), so
+    logs do not pile up one per spawn in the working directory.
+    """
+    return f"{workdir.rstrip('/')}/{job_name.rsplit('.', 1)[0]}.log"
 
 
 __all__ = [

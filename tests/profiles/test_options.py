@@ -189,7 +189,7 @@ def test_accepted(raw: dict[str, Any], option: str, value: Any, req: dict[str, s
         pytest.param(
             {"runtime": "5"},
             "runtime",
-            "outside the allowed range 00:10:00 to 24:00:00",
+            "outside the allowed range 10 min to 1 day",
             id="duration-min",
         ),
         pytest.param({"runtime": "2-00:00:00"}, "runtime", "outside", id="duration-max"),

@@ -247,7 +247,7 @@ def test_every_shipped_profile_renders(path: Path) -> None:
         assert "{%" not in script
         directives = directive_lines(script)
         assert any("fcs.hub.alice._.abc123" in d for d in directives), directives
-        assert any("/home/alice/fcs.hub.alice._.abc123.log" in d for d in directives)
+        assert any("/home/alice/fcs.hub.alice._.log" in d for d in directives)
 
 
 def test_multi_system_gpu_script() -> None:

@@ -39,6 +39,7 @@ from typing import Any
 import httpx
 
 from .redact import redact
+from .remaining import HUB_TEMPLATES
 
 #: The repository checkout this module runs from (editable install), if any.
 REPO = Path(__file__).resolve().parents[1]
@@ -293,6 +294,8 @@ class DemoStack:
         c.JupyterHub.cleanup_servers = {self.options.cleanup_servers!r}
         c.JupyterHub.allow_named_servers = {self.options.named_servers!r}
         c.JupyterHub.named_server_limit_per_user = 3
+        # The home page shows each running server's remaining time.
+        c.JupyterHub.template_paths = [{HUB_TEMPLATES!r}]
 
         c.JupyterHub.authenticator_class = "firecrestspawner.demo_auth.DemoAuthenticator"
         c.DemoAuthenticator.token_url = {self.token_url!r}

@@ -15,7 +15,11 @@ Used as ``c.Spawner.cmd = ["firecrestspawner-singleuser", "jupyterhub-singleuser
    ``0.0.0.0`` unless ``$FIRECRESTSPAWNER_BIND_HOST`` says otherwise);
 4. reports ``{"port": N}`` to ``$JUPYTERHUB_API_URL/firecrestspawner`` with the
    server's token (timeout, bounded retries with backoff and jitter, a deadline);
-5. ``exec``s ``CMD`` with that environment. The token travels in the
+5. sets ``$FIRECRESTSPAWNER_JOB_END_TIME`` (epoch seconds) to the job's end
+   as Slurm reports it (``squeue -h -j $SLURM_JOB_ID -o %e``, bounded by a
+   timeout; unset when unknown) so the notebook session can warn before the
+   time limit;
+6. ``exec``s ``CMD`` with that environment. The token travels in the
    environment only, never on the command line. ``--port=N`` is appended only
    when ``$FIRECRESTSPAWNER_PASS_PORT_ARG=1`` (old site scripts).
 
@@ -35,6 +39,7 @@ import random
 import socket
 import ssl
 import stat
+import subprocess
 import sys
 import time
 import urllib.error
@@ -51,6 +56,7 @@ PASS_PORT_VAR = "FIRECRESTSPAWNER_PASS_PORT_ARG"  # noqa: S105 - a variable name
 TIMEOUT_VAR = "FIRECRESTSPAWNER_REPORT_TIMEOUT"
 ATTEMPTS_VAR = "FIRECRESTSPAWNER_REPORT_ATTEMPTS"
 DEADLINE_VAR = "FIRECRESTSPAWNER_REPORT_DEADLINE"
+END_TIME_VAR = "FIRECRESTSPAWNER_JOB_END_TIME"
 PROG = "firecrestspawner-singleuser"
 
 
@@ -208,6 +214,36 @@ def report_port(
     raise SetupError(f"could not reach the hub at {url} after {tried} attempts: {problem}")
 
 
+def slurm_end_time(
+    env: Mapping[str, str], run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run
+) -> int:
+    """The job's end (epoch seconds) from ``squeue``; 0 when not known.
+
+    ``%e`` is the end Slurm expects (start + time limit) in the node's local
+    time, ``YYYY-MM-DDTHH:MM:SS``; ``N/A``, ``Unknown`` or an error mean unknown.
+    """
+    job_id = env.get("SLURM_JOB_ID", "")
+    if not job_id.isdigit():
+        return 0
+    try:
+        done = run(
+            ["squeue", "-h", "-j", job_id, "-o", "%e"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    text = (done.stdout or "").strip()
+    if done.returncode != 0 or not text:
+        return 0
+    try:
+        return int(time.mktime(time.strptime(text.splitlines()[0], "%Y-%m-%dT%H:%M:%S")))
+    except (ValueError, OverflowError):
+        return 0
+
+
 def prepare(argv: Sequence[str], environ: dict[str, str]) -> tuple[list[str], dict[str, str], int]:
     """Everything but the exec: returns (argv to exec, its environment, port)."""
     if not argv:
@@ -259,6 +295,9 @@ def prepare(argv: Sequence[str], environ: dict[str, str]) -> tuple[list[str], di
         context=context,
     )
 
+    end = slurm_end_time(env)
+    if end:
+        env[END_TIME_VAR] = str(end)
     command = list(argv)
     if env.get(PASS_PORT_VAR) == "1":
         command.append(f"--port={port}")

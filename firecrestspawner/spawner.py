@@ -43,6 +43,7 @@ from .profile_mode import ProfileContext, ProfileMode, ProfileModeTraits
 from .profiles.options import OptionError, UserInfo
 from .profiles.script import format_template
 from .redact import register_secret
+from .remaining import RemainingTime
 from .request import (
     ClassicOptionError,
     SpawnRequest,
@@ -63,7 +64,9 @@ from .submission import (
 )
 
 
-class FirecRESTSpawnerBase(PortReporting, FirecRESTSpawnerTraits, ProfileModeTraits, Spawner):
+class FirecRESTSpawnerBase(
+    PortReporting, RemainingTime, FirecRESTSpawnerTraits, ProfileModeTraits, Spawner
+):
     """Base class for spawners using PyFirecrest to submit jobs.
 
     All ``req_xyz`` traits are available as ``xyz`` in the batch script.

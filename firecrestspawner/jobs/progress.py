@@ -37,10 +37,21 @@ def progress_event(phase: str, r: JobRecord) -> tuple[int, str] | None:
         return 40, text + "." + log_note
     if phase == "queued":
         nodes = str(job.get("nodes") or "")
-        return 60, f"Job {r.job_id} is running on {nodes}.{log_note}"
+        return 60, f"Job {r.job_id} is running on {nodes}.{end_note(r)}{log_note}"
     if phase == "waiting":
-        return 80, f"Job {r.job_id} runs on {r.host}; waiting for the server.{log_note}"
+        text = f"Job {r.job_id} runs on {r.host}; waiting for the server.{end_note(r)}"
+        return 80, text + log_note
     return None
+
+
+def end_note(r: JobRecord) -> str:
+    """`` Ends at <time> (time limit).`` when the job's end is known, else empty."""
+    end = r.ends_at
+    if not end:
+        return ""
+    when = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(end))
+    # No "N min left": the text would change, one more event, every minute.
+    return f" Ends at {when} (its time limit)."
 
 
 def progress_message(progress: int, message: str) -> dict[str, Any]:
@@ -87,4 +98,4 @@ class ProgressLog:
                 await asyncio.wait_for(self._changed.wait(), 1.0)
 
 
-__all__ = ["ProgressLog", "progress_event", "progress_message"]
+__all__ = ["ProgressLog", "end_note", "progress_event", "progress_message"]

@@ -73,6 +73,39 @@ def _float(value: Any) -> float:
         return 0.0
 
 
+def job_end_time(job: dict[str, Any] | None) -> float:
+    """When a started job will end (epoch seconds), from FirecREST's ``time``; 0: unknown.
+
+    ``start + limit`` when both are known (``sacct`` reports no ``end`` for a
+    running job; a limit raised with ``scontrol`` is followed), else ``end``
+    (``squeue`` and slurmrestd give the expected end). A job not started yet,
+    or without a limit, has no end.
+    """
+    times = (job or {}).get("time")
+    if not isinstance(times, dict):
+        return 0.0
+    start, limit, end = (_float(times.get(k)) for k in ("start", "limit", "end"))
+    if start <= 0:
+        return 0.0
+    if limit > 0:
+        return start + limit
+    return end if end > start else 0.0
+
+
+def remaining_text(seconds: float) -> str:
+    """``"2 h 05 min"``, ``"7 min"``, ``"less than a minute"``, ``"ended"``."""
+    if seconds <= 0:
+        return "ended"
+    minutes = int(seconds // 60)
+    if minutes < 1:
+        return "less than a minute"
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days} d {hours} h"
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
+
+
 #: (state key, attribute) of the string fields saved as they are.
 _TEXT_KEYS = (
     ("job_id", "job_id"),
@@ -113,6 +146,8 @@ class JobRecord:
     orphans: list[Orphan] = field(default_factory=list)
     #: A message for the user's next visit (kept through ``reset()`` until shown).
     notice: str = ""
+    #: When the running job ends (epoch seconds, from its time limit); 0: unknown.
+    end_time: float = 0.0
 
     # -- memory only
     spawn_id: str = ""
@@ -138,6 +173,8 @@ class JobRecord:
             state["port"] = self.port
         if self.submitted_at:
             state["submitted_at"] = self.submitted_at
+        if self.ends_at:
+            state["end_time"] = self.ends_at
         if self.seen:
             state["seen"] = True
         if self.submit_unknown and self.job_name and not self.job_id:
@@ -158,12 +195,18 @@ class JobRecord:
         except (TypeError, ValueError):
             record.port = 0
         record.submitted_at = _float(state.get("submitted_at"))
+        record.end_time = _float(state.get("end_time"))
         # A legacy state with a job status has seen its job.
         record.seen = bool(state.get("seen")) or bool(record.job_status) or not record.submitted_at
         record.submit_unknown = bool(state.get("submit_unknown")) and not record.job_id
         orphans = [Orphan.from_state(o) for o in state.get("orphans") or []]
         record.orphans = [o for o in orphans if o is not None]
         return record
+
+    @property
+    def ends_at(self) -> float:
+        """When the job ends: from the last job FirecREST reported, else the saved value."""
+        return job_end_time(self.job) or self.end_time
 
     # ---------------------------------------------------------------- orphans
 
@@ -222,6 +265,7 @@ class JobRecord:
         self.port = 0
         self.log_path = ""
         self.token_file = ""
+        self.end_time = 0.0
 
 
-__all__ = ["MAX_ORPHANS", "JobRecord", "Orphan"]
+__all__ = ["MAX_ORPHANS", "JobRecord", "Orphan", "job_end_time", "remaining_text"]

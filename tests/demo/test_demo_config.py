@@ -59,6 +59,11 @@ def test_hub_config_runs_our_spawner_in_profile_mode_with_the_demo_profile(stack
     assert c.Spawner.default_url == "/lab"
     assert ("--ServerApp.allow_root=True" in c.Spawner.args) == (os.geteuid() == 0)
     assert c.JupyterHub.services[0]["api_token"] == "s" * 40
+    # The home page shows each running server's remaining time (issue #15.3).
+    (templates,) = c.JupyterHub.template_paths
+    home = Path(templates) / "home.html"
+    assert "firecrest_remaining" in home.read_text()
+    assert home.read_text().count('{% extends "templates/home.html" %}') == 1
 
 
 def test_emulator_serves_the_systems_of_the_profiles(stack):

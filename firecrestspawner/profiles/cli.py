@@ -272,6 +272,18 @@ def _template_section() -> list[str]:
     from .script import BUILTIN_REQ_NAMES, BUILTIN_TEMPLATES, SPAWN_VARIABLES
 
     lines = [
+        "## Checking files (CI)",
+        "",
+        (
+            "`firecrestspawner validate [PATH ...]` reports every problem of every file in one "
+            "pass: schema errors and the cross-field errors of everything the schema accepted, "
+            "a profile id in two files and `default: true` in several files (each naming the "
+            "other places). `--format github` prints `::error file=…,line=…,col=…::` annotations "
+            "for GitHub Actions; `--format json` (or `--json`) a report for other CI. The "
+            "pre-commit hook `firecrestspawner-validate` checks files under `profiles/` only; "
+            "override its `files:` to check another directory."
+        ),
+        "",
         "## Template variables",
         "",
         "A batch template sees the documented request variables (each `req_<x>` as `<x>`, "

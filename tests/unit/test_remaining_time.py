@@ -168,3 +168,34 @@ def test_singleuser_end_when_squeue_is_missing_or_hangs():
 
     assert singleuser.slurm_end_time({"SLURM_JOB_ID": "1"}, run=missing) == 0
     assert singleuser.slurm_end_time({"SLURM_JOB_ID": "1"}, run=hangs) == 0
+
+
+@pytest.mark.slurm
+def test_singleuser_end_time_on_a_real_slurm(slurm):
+    """``squeue -o %e`` of a running job with a 5 minute limit: its start + 5 min."""
+    submitted = subprocess.run(
+        ["sbatch", "--parsable", "--time=5", "--job-name=fsp-remaining-test", "--wrap=sleep 60"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    job_id = submitted.stdout.strip().split(";")[0]
+    try:
+        for _ in range(600):  # bounded: the job must start within a minute
+            start = subprocess.run(
+                ["squeue", "-h", "-j", job_id, "-o", "%T %S"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            ).stdout.split()
+            if start and start[0] == "RUNNING":
+                break
+            time.sleep(0.1)
+        assert start, "the job left the queue"
+        assert start[0] == "RUNNING", start
+        started = time.mktime(time.strptime(start[1], "%Y-%m-%dT%H:%M:%S"))
+        assert singleuser.slurm_end_time({"SLURM_JOB_ID": job_id}) == started + 5 * 60
+    finally:
+        subprocess.run(["scancel", job_id], timeout=30, check=False)

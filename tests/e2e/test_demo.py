@@ -72,6 +72,16 @@ async def test_demo_with_in_process_backend_serves_jupyterlab(chp, page, tmp_pat
         assert [j["user"] for j in jobs] == [name]
         assert jobs[0]["status"]["state"] == "RUNNING"
         assert any(str(jobs[0]["jobId"]) in text for text in shown), shown
+        # The home page shows the server's remaining time: the notebook profile's
+        # default limit is 1 hour (#15.3).
+        await page.goto(f"{stack.hub_url}hub/home")
+        cell = page.locator("#firecrestspawner-remaining td.firecrestspawner-remaining")
+        remaining = (await cell.first.inner_text()).strip()
+        assert re.fullmatch(r"(59|[1-5]\d) min|1 h 00 min", remaining), remaining
+        end = stack.jobs()[0]["time"]
+        iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(end["start"] + end["limit"]))
+        shown_end = page.locator("#firecrestspawner-remaining time").first
+        assert await shown_end.get_attribute("datetime") == iso
         # The production token path: the refresh token came from the IdP at login.
         grants = stack.admin("GET", "counters")["idp_grants"]
         assert grants.get("password") == 1, grants

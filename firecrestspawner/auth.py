@@ -41,6 +41,7 @@ import httpx
 import stamina
 from tornado.web import HTTPError
 
+from . import metrics
 from .errors import IDP_REFUSED_MESSAGE, IDP_UNAVAILABLE_MESSAGE, AuthError
 from .pyfirecrest_adapter import tls_context
 from .redact import forget_owners, redact, register_secret
@@ -293,6 +294,7 @@ class _OAuthTokenAuth:
         if response.status_code >= 500 or response.status_code == 429:
             raise _RetryableStatus(response.status_code, _retry_after_seconds(response))
         if response.status_code != 200:
+            metrics.idp_grant(self.grant_type, False)
             raise self._rejected(response)
         try:
             body = response.json()
@@ -300,6 +302,7 @@ class _OAuthTokenAuth:
             raise AuthError("identity provider answered with invalid JSON") from None
         if not isinstance(body, dict):
             raise AuthError("identity provider answered with invalid JSON")
+        metrics.idp_grant(self.grant_type, True)
         return body
 
     def _retrying(self):
@@ -314,6 +317,7 @@ class _OAuthTokenAuth:
 
     def _unreachable(self, exc: Exception) -> AuthError:
         reason = redact(str(exc) or type(exc).__name__)
+        metrics.idp_grant(self.grant_type, False)
         return AuthError(
             f"identity provider at {self.token_url} did not answer after "
             f"{self.retry_attempts} attempts: {type(exc).__name__}: {reason}"

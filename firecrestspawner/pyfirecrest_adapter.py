@@ -11,12 +11,14 @@ import asyncio
 import functools
 import inspect
 import ssl
+import time
 from collections.abc import Awaitable
 from typing import Any
 
 import httpx
 from firecrest.v2 import AsyncFirecrest
 
+from . import metrics
 from .firecrest_errors import release_version
 
 # ----------------------------------------------------------------- auth
@@ -84,6 +86,20 @@ class VersionSafeAsyncFirecrest(AsyncFirecrest):
     ``NotImplementedOnAPIversion``. Only a release ``X.Y.Z`` may set it.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._session = self._instrumented_session()
+
+    def _instrumented_session(self) -> httpx.AsyncClient:
+        base = httpx.URL(self._firecrest_url).path
+        transport = MeteredTransport(httpx.AsyncHTTPTransport(verify=self._verify), base)
+        return httpx.AsyncClient(verify=self._verify, transport=transport)
+
+    async def create_new_session(self) -> None:
+        if not self._session.is_closed:
+            await self._session.aclose()
+        self._session = self._instrumented_session()
+
     def _update_api_version_from_response(self, response: httpx.Response) -> None:
         header = response.headers.get("f7t-appversion")
         if header is not None and release_version(header) is None:
@@ -91,4 +107,39 @@ class VersionSafeAsyncFirecrest(AsyncFirecrest):
         super()._update_api_version_from_response(response)
 
 
-__all__ = ["SwappableAuth", "VersionSafeAsyncFirecrest", "tls_context"]
+class MeteredTransport(httpx.AsyncBaseTransport):
+    """Counts and times every request to FirecREST (:mod:`firecrestspawner.metrics`).
+
+    The one place all of pyfirecrest's requests go out; the endpoint label is
+    the route template, never the raw path.
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, base_path: str):
+        self.inner = inner
+        self.base_path = base_path
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        endpoint = metrics.endpoint_template(self.base_path, request.url.path)
+        start = time.monotonic()
+        try:
+            response = await self.inner.handle_async_request(request)
+        except httpx.TimeoutException:
+            metrics.observe_request(
+                request.method, endpoint, time.monotonic() - start, None, "timeout"
+            )
+            raise
+        except httpx.TransportError:
+            metrics.observe_request(
+                request.method, endpoint, time.monotonic() - start, None, "network"
+            )
+            raise
+        metrics.observe_request(
+            request.method, endpoint, time.monotonic() - start, response.status_code
+        )
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+__all__ = ["MeteredTransport", "SwappableAuth", "VersionSafeAsyncFirecrest", "tls_context"]

@@ -52,6 +52,7 @@ import httpx
 import stamina
 
 from . import client as fc
+from . import metrics
 from .auth import AuthError, get_service_account_auth
 from .jobs import confirm
 from .logs import install_retry_summary
@@ -327,6 +328,7 @@ class Reaper:
                 report.decisions.append(decision)
                 if decision.action != "cancel":
                     continue
+                metrics.orphan_found("reaper")
                 if s.dry_run:
                     decision.result = "would cancel"
                     continue
@@ -343,6 +345,8 @@ class Reaper:
 
     async def _cancel(self, client: fc.FirecrestClient, decision: Decision) -> str:
         result = await cancel_and_confirm(client, decision.system, decision.job_id)
+        if result in ("cancelled", "already ended"):
+            metrics.orphan_cancelled("reaper")
         if result == "cancelled":
             log.info(
                 "Cancelled orphaned job %s (%s) of %s on %s: %s",

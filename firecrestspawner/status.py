@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import metrics
 from .firecrest_errors import retry_after
 
 #: Longest a ``Retry-After`` holds back the cache's next fetch (seconds).
@@ -138,6 +139,8 @@ class SystemStatus:
             return {str(j.get("jobId")): j for j in jobs or []}
 
         await self._refresh(snap, max_age, fetch_list)
+        if snap.fetched_at:
+            metrics.status_cache_age(self.system, self._clock() - snap.fetched_at)
         if snap.error is not None:
             return Observation(None, snap.fetched_at, snap.error)
         job = snap.jobs.get(str(job_id))

@@ -11,7 +11,7 @@ import asyncio
 import time
 
 from .. import client as fc
-from .. import states
+from .. import metrics, states
 from .. import status as status_cache
 from ..errors import HTTPError, spawn_error, user_error
 from ..states import JobStatus
@@ -109,6 +109,7 @@ class JobCanceller(JobReader):
                 continue
             if done:
                 r.remove_orphan(orphan)
+                metrics.orphan_cancelled()
                 self.log.info(
                     "Cancelled or confirmed gone: left-over job %s (%s)", what, orphan.job_name
                 )
@@ -129,10 +130,10 @@ class JobCanceller(JobReader):
         try:
             await self.cancel()
         except HTTPError:
-            r.add_orphan(r.current_as_orphan())
+            self.keep_orphan()
             raise
         except Exception as e:  # noqa: BLE001 - reported to the user, not swallowed
-            r.add_orphan(r.current_as_orphan())
+            self.keep_orphan()
             raise user_error(
                 e,
                 f"Job {r.job_id} could not be cancelled: {fc.error_message(e)}",
@@ -147,7 +148,7 @@ class JobCanceller(JobReader):
             if await self.status(max_age=0.5) is JobStatus.NOTFOUND:
                 self.log.info("Job %s (%s) stopped", r.job_id, r.job_name)
                 return
-        r.add_orphan(r.current_as_orphan())
+        self.keep_orphan()
         self.log.warning(
             "Job %s (%s) still %s %.0f s after cancelling",
             r.job_id,
@@ -163,7 +164,7 @@ class JobCanceller(JobReader):
         try:
             found = await self.cancel_by_name(r.job_name, window)
         except Exception as e:  # noqa: BLE001 - recorded; cancelled at the next start or stop
-            r.add_orphan(r.current_as_orphan())
+            self.keep_orphan()
             r.submit_unknown = False
             self.log.warning(
                 "Job named %s of %s may exist and could not be cancelled now (%s); "
@@ -174,7 +175,7 @@ class JobCanceller(JobReader):
             )
             return
         if not found:
-            r.add_orphan(r.current_as_orphan())
+            self.keep_orphan()
         r.submit_unknown = False
 
     async def cleanup_failed_start(self, error: BaseException) -> None:
@@ -185,6 +186,7 @@ class JobCanceller(JobReader):
         which tries again and, failing, keeps the name as an orphan.
         """
         r = self.record
+        metrics.spawn_failed(error, r.profile, r.system)
         gone = r.job is not None and states.is_gone(states.state_of(r.job))
         by_name = not r.job_id and r.submit_unknown and bool(r.job_name)
         if (r.job_id and not gone) or by_name:
@@ -206,7 +208,7 @@ class JobCanceller(JobReader):
                     r.submit_unknown = not found
             except Exception as e:  # noqa: BLE001 - logged; the original error is re-raised
                 if r.job_id:
-                    r.add_orphan(r.current_as_orphan())
+                    self.keep_orphan()
                 self.log.error(
                     "Could not cancel job %s (%s) of %s after a failed start: %s",
                     r.job_id or "?",
@@ -215,6 +217,14 @@ class JobCanceller(JobReader):
                     e.log_message if isinstance(e, HTTPError) else fc.describe(e),
                 )
         await self.remove_token_file()
+
+    def keep_orphan(self) -> None:
+        """Record the current job as an orphan (counted once in the metrics)."""
+        r = self.record
+        before = len(r.orphans)
+        r.add_orphan(r.current_as_orphan())
+        if len(r.orphans) > before:
+            metrics.orphan_found()
 
     async def remove_token_file(self) -> None:
         """Remove the spawn's token file; a canceller alone has none (the controller does)."""
@@ -238,7 +248,7 @@ class JobCanceller(JobReader):
             await asyncio.wait_for(self.cancel(), self.settings.action_timeout)
             r.ended = True
         except Exception as e:  # noqa: BLE001 - the job stays an orphan, cancelled later
-            r.add_orphan(r.current_as_orphan())
+            self.keep_orphan()
             self.log.warning(
                 "Could not cancel job %s of %s now: %s", r.job_id, self.access.owner, e
             )

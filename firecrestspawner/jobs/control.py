@@ -211,7 +211,7 @@ class JobController(JobCanceller):
             r.job_name,
             self.settings.lookup_window,
         )
-        r.add_orphan(r.current_as_orphan())
+        self.keep_orphan()
         r.submit_unknown = False
         await self.remove_token_file()
 

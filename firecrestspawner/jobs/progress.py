@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from .. import states
+from .. import metrics, states
 from .record import JobRecord
 
 
@@ -65,6 +65,7 @@ class ProgressLog:
         self.phase = ""
         self.events: list[dict[str, Any]] = []
         self._changed: asyncio.Event | None = None
+        self._timer = metrics.SpawnTimer()
 
     def reset(self, first_message: str = "") -> None:
         """A new spawn; ``first_message`` (a notice from an earlier one) comes first."""
@@ -72,6 +73,7 @@ class ProgressLog:
 
     def set_phase(self, phase: str, record: JobRecord) -> None:
         self.phase = phase
+        self._timer.phase(phase, record.profile, record.system)
         self.note(record)
 
     def note(self, record: JobRecord) -> None:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -64,6 +65,12 @@ _DIRECTORIES: dict[str, ProfileDirectory] = {}
 #: Rendered profile cards of the form, shared by all spawners of the hub: a user
 #: reloading the spawn page re-renders only what changed (see form.CardCache).
 CARDS = form.CardCache()
+
+#: What a user last sent in a form that was refused, without the refused field:
+#: JupyterHub renders the form again at once, and it shows these choices instead
+#: of resetting them. Per user, taken by the next render, bounded.
+SUBMITTED: OrderedDict[str, dict[str, Any]] = OrderedDict()
+SUBMITTED_MAX = 1024
 
 
 def profile_directory(path: str) -> ProfileDirectory:
@@ -225,6 +232,7 @@ class ProfileMode:
         raw: Any,
         *,
         context: str = "",
+        remember: bool = False,
     ) -> ValidatedOptions:
         """The one validator, with fresh cluster lists; refusals become 400 spawn errors."""
         user = self.context.user
@@ -241,6 +249,11 @@ class ProfileMode:
                 base=self._config_req(),
             )
         except OptionError as e:
+            if remember and isinstance(raw, Mapping):
+                SUBMITTED[user.name] = {k: v for k, v in raw.items() if k != e.field}
+                SUBMITTED.move_to_end(user.name)
+                while len(SUBMITTED) > SUBMITTED_MAX:
+                    SUBMITTED.popitem(last=False)
             raise option_error(user.name, e.field, e.message, context) from None
 
     # ------------------------------------------------------------ the form
@@ -256,7 +269,7 @@ class ProfileMode:
         clusters = {p.id: c for p, c in zip(profiles, fetched, strict=True)}
         notes: list[str] = []
         remembered: ValidatedOptions | None = None
-        previous = dict(previous or {})
+        previous = SUBMITTED.pop(user.name, None) or dict(previous or {})
         if previous:
             wanted = clusters.get(str(previous.get(form.PROFILE_FIELD)), {})
             system = next((p.system for p in profiles if p.id == previous.get("profile")), "")
@@ -341,7 +354,7 @@ class ProfileMode:
         profile_id = _last(form_data.get(form.PROFILE_FIELD))
         visible = {p.id: p for p in visible_profiles(profile_set, self.context.user)}
         raw = form.form_to_options(form_data, visible.get(str(profile_id)))
-        validated = await self.validate(profile_set, raw)
+        validated = await self.validate(profile_set, raw, remember=True)
         return validated.user_options()
 
     async def options_from_query(self, query_data: dict[str, list[str]]) -> dict[str, Any]:

@@ -212,6 +212,27 @@ async def test_form_post_with_invalid_value_shows_the_field(
     assert jobs_of(hub_emulator, "fp-bad") == []
 
 
+async def test_form_after_a_refused_value_keeps_the_other_choices(
+    app, use_spawner, make_user, hub_emulator
+):
+    _, cookies = await make_user("fp-keep")
+    fields = {"profile": "cpu", "cpu.partition": "debug", "cpu.runtime": "00:45:00"}
+    r = await post_form(app, cookies, {**fields, "cpu.nnodes": "99"})
+    assert r.status_code == 400
+    soup = BeautifulSoup(r.text, "html.parser")
+    assert "nnodes" in error_text(soup)
+    # The refused field is back to its default, the others are as the user sent them.
+    selected = soup.find("select", attrs={"name": "cpu.partition"}).find("option", selected=True)
+    assert selected["value"] == "debug"
+    assert soup.find("input", attrs={"name": "cpu.runtime"})["value"] == "00:45:00"
+    assert soup.find("input", attrs={"name": "cpu.nnodes"})["value"] != "99"
+    # Only that one render: the next visit shows the defaults again.
+    _, again = await spawn_page(app, cookies)
+    default = again.find("select", attrs={"name": "cpu.partition"}).find("option", selected=True)
+    assert default is None or default["value"] != "debug"
+    assert jobs_of(hub_emulator, "fp-keep") == []
+
+
 # ----------------------------------------------------------------- REST
 
 

@@ -212,6 +212,7 @@ async def test_an_orphan_by_name_survives_reset_and_goes_at_the_next_stop(
     assert jc.record.submit_unknown
     caplog.set_level(logging.INFO)
     caplog.clear()
+    found, cancelled = _orphan_counts()
     await jc.stop(now=False)  # the job list still fails: one line, no exception
     lines = [r for r in caplog.records if name in r.getMessage() and r.levelno >= logging.WARNING]
     assert len(lines) == 1
@@ -228,6 +229,18 @@ async def test_an_orphan_by_name_survives_reset_and_goes_at_the_next_stop(
     await later.stop(now=True)  # no job of its own: it cancels the orphan
     assert not live(emulator, name)
     assert later.record.orphans == []
+    # The metrics counted the orphan once (the reset did not count it again).
+    assert _orphan_counts() == (found + 1, cancelled + 1)
+
+
+def _orphan_counts() -> tuple[float, float]:
+    from prometheus_client import REGISTRY
+
+    return tuple(  # type: ignore[return-value]
+        REGISTRY.get_sample_value(f"firecrestspawner_orphans_{what}_total", {"source": "spawner"})
+        or 0.0
+        for what in ("found", "cancelled")
+    )
 
 
 async def test_an_orphan_by_name_never_seen_is_kept_until_its_grace_is_over(emulator, workdir):

@@ -495,8 +495,8 @@ def check_file(
             html_patterns=types.MappingProxyType(html_patterns),
         )
         found = declared_value_problems(spec, i, profile)
-        for where, message, hint in found:
-            c.add(script_parts if where is None else where, message, hint)
+        for found_at, message, hint in found:
+            c.add(script_parts if found_at is None else found_at, message, hint)
         if not found:
             resolved.append(profile)
     return resolved, c.problems, c.dependencies, c.warnings

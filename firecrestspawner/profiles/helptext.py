@@ -13,10 +13,14 @@ plain text) and opens in a new tab without handing the page over
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 from urllib.parse import urlsplit
 
 from markdown_it import MarkdownIt
+from markdown_it.renderer import RendererHTML
+from markdown_it.token import Token
+from markdown_it.utils import EnvType, OptionsDict
 from markupsafe import Markup
 
 #: markdown-it rules enabled (core rules of the ``zero`` preset stay as they are).
@@ -43,7 +47,13 @@ def _parser() -> MarkdownIt:
     md.enable(list(ALLOWED_RULES))
     md.validateLink = _link_ok  # type: ignore[method-assign]
 
-    def link_open(self, tokens, idx, options, env):  # type: ignore[no-untyped-def]
+    def link_open(
+        self: RendererHTML,
+        tokens: Sequence[Token],
+        idx: int,
+        options: OptionsDict,
+        env: EnvType,
+    ) -> str:
         tokens[idx].attrSet("rel", "noopener noreferrer")
         tokens[idx].attrSet("target", "_blank")
         return self.renderToken(tokens, idx, options, env)

@@ -169,8 +169,8 @@ def _load_text(text: str, name: str, fmt: str, base_dir: Path | None) -> LoadedF
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:
-    seen: set[Problem] = set()
-    return [p for p in problems if not (p in seen or seen.add(p))]
+    # Problems are hashable (frozen); a dict keeps the first of each in order.
+    return list(dict.fromkeys(problems))
 
 
 def load_profile_file(path: str | os.PathLike[str]) -> ProfileSet:

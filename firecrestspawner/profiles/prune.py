@@ -119,23 +119,23 @@ def prune(
                 if target is None:
                     return None
                 targets.add(tuple(target))
-        for target in sorted(
+        for path in sorted(
             targets,
             key=lambda t: [(0, p) if isinstance(p, int) else (1, str(p)) for p in t],
             reverse=True,
         ):
             try:
-                parent = _walk(doc, list(target[:-1]))
-                removed = parent[target[-1]]
+                parent = _walk(doc, list(path[:-1]))
+                removed = parent[path[-1]]
             except (KeyError, IndexError, TypeError):
                 continue
             if isinstance(parent, list):
                 for key in ("id", "name"):
                     if isinstance(removed, dict) and isinstance(removed.get(key), str):
                         result.dropped_names.add(removed[key])
-                del parent[target[-1]]
+                del parent[path[-1]]
             else:
-                del parent[target[-1]]
+                del parent[path[-1]]
         errs = list(validate(doc))
     return None
 

@@ -206,9 +206,9 @@ def _check_template(template: str) -> None:
     except jinja2.TemplateSyntaxError as e:
         raise ScriptTemplateError(f"line {e.lineno}: {e.message}") from None
     for node_type, label in _REFUSED_NODES.items():
-        for node in ast.find_all(node_type):
+        for refused in ast.find_all(node_type):
             raise ScriptTemplateError(
-                f"line {node.lineno}: {label} is not supported: a batch template is one "
+                f"line {refused.lineno}: {label} is not supported: a batch template is one "
                 "self-contained text (no loader is configured)"
             )
     for node in ast.find_all(jinja2.nodes.Filter):
@@ -221,13 +221,17 @@ def _check_template(template: str) -> None:
         if loop.recursive:
             raise ScriptTemplateError(f"line {loop.lineno}: recursive loops are not supported")
         for inner in loop.find_all((jinja2.nodes.For, jinja2.nodes.Call)):
-            if isinstance(inner, jinja2.nodes.For) or _calls_macro(inner, ast):
+            if isinstance(inner, jinja2.nodes.For) or (
+                isinstance(inner, jinja2.nodes.Call) and _calls_macro(inner, ast)
+            ):
                 raise ScriptTemplateError(
                     f"line {inner.lineno}: a loop or macro call inside a loop is not supported"
                 )
     for macro in ast.find_all((jinja2.nodes.Macro, jinja2.nodes.CallBlock)):
         for inner in macro.find_all((jinja2.nodes.For, jinja2.nodes.Call)):
-            if isinstance(inner, jinja2.nodes.For) or _calls_macro(inner, ast):
+            if isinstance(inner, jinja2.nodes.For) or (
+                isinstance(inner, jinja2.nodes.Call) and _calls_macro(inner, ast)
+            ):
                 raise ScriptTemplateError(
                     f"line {inner.lineno}: a loop or macro call inside a macro is not supported"
                 )
@@ -281,8 +285,8 @@ def _unquoted_body_values(template: str, names: frozenset[str]) -> tuple[tuple[i
                 continue
             if isinstance(expr, jinja2.nodes.Filter) and expr.name in SAFE_OUTPUT_FILTERS:
                 continue
-            names = [expr] if isinstance(expr, jinja2.nodes.Name) else []
-            for name in [*names, *expr.find_all(jinja2.nodes.Name)]:
+            direct = [expr] if isinstance(expr, jinja2.nodes.Name) else []
+            for name in [*direct, *expr.find_all(jinja2.nodes.Name)]:
                 if name.name in wanted and not on_directive(name.lineno):
                     out.append((name.lineno, name.name))
     return tuple(sorted(set(out)))

@@ -158,7 +158,9 @@ class FirecRESTSpawnerBase(
             if regexes is not None:
                 self.record.regexes = regexes
         r = self.record
-        self._loaded_unstarted = bool(r.job_id and r.submitted_at and not r.port)
+        self._loaded_unstarted = bool(
+            (r.job_id and r.submitted_at and not r.port) or (r.submit_unknown and r.job_name)
+        )
 
     def clear_state(self) -> None:
         """Clear the job state (the hub calls this at spawn start and after stop).
@@ -409,6 +411,11 @@ class FirecRESTSpawnerBase(
         (docs/architecture.md, "Decisions of job control").
         """
         r = self.record
+        if not r.job_id and self._loaded_unstarted and self.port_waiter is None:
+            # The hub died while the submit was in flight: stop() cancels by name.
+            self._loaded_unstarted = False
+            r.notice = self.jobs.interrupted_submit_notice()
+            return 1
         if not r.job_id:
             # After a lost submit answer a job may exist under our name: None
             # makes the hub call stop(), which cancels it by name.

@@ -231,6 +231,19 @@ class JobCanceller(JobReader):
 
     # ---------------------------------------------------------------- interrupted spawns
 
+    def interrupted_submit_notice(self) -> str:
+        """The message for a spawn a hub restart interrupted during its submit."""
+        r = self.record
+        self.log.warning(
+            "Job %s of %s was being submitted when the hub restarted: cancelling it by name",
+            r.job_name,
+            self.access.owner,
+        )
+        return (
+            "Your previous start was interrupted by a hub restart while its job was "
+            "being submitted; that job is cancelled. Please start your server again."
+        )
+
     async def end_interrupted_spawn(self) -> str:
         """Cancel the job of a spawn a hub restart interrupted; the message for the user."""
         r = self.record

@@ -81,6 +81,10 @@ class JobController(JobCanceller):
             # Until FirecREST answers, a job may exist under this name (a
             # timeout or a cancellation can interrupt a request already sent).
             r.submit_unknown = True
+            if self._on_submitted is not None:
+                # Saved before the request: a hub killed while it is in flight
+                # finds the name at restart and cancels whatever carries it.
+                self._on_submitted()
             try:
                 client = await self.user_client()
                 job_id = await client.submit_once(

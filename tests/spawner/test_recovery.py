@@ -437,3 +437,42 @@ async def test_a_spawn_queued_at_hub_restart_is_cancelled_and_the_user_told(
     assert events[0]["message"] == notice
     assert "notice" not in restarted.get_state()
     await restarted.stop()
+
+
+async def test_a_hub_killed_during_the_submit_request_leaves_no_untracked_job(
+    fcs_user, emulator, workroot
+):
+    """Issue #13: the name is saved before the submit request is sent, so a hub
+    killed while the request is in flight cancels the job at restart."""
+    emulator.admin.add_fault(route="POST /compute/{system}/jobs", effect="latency", delay=3)
+    spawner = new_spawner(fcs_user, emulator, workroot, batch_script=SLEEPER)
+    task = asyncio.ensure_future(spawner.start())
+    try:
+        # What the hub has in its database while the request is in flight.
+        for _ in range(100):
+            saved = dict(spawner.orm_spawner.state or {})
+            if saved.get("submit_unknown"):
+                break
+            await asyncio.sleep(0.05)
+        assert saved.get("submit_unknown")
+        assert saved.get("job_name")
+        assert "job_id" not in saved
+        name = saved["job_name"]
+        # The request reaches the scheduler after the hub has died.
+        for _ in range(100):
+            if live(emulator, name):
+                break
+            await asyncio.sleep(0.05)
+        assert live(emulator, name)
+        restarted = new_spawner(fcs_user, emulator, workroot, batch_script=SLEEPER)
+        restarted.load_state(saved)
+        assert await restarted.poll() is not None  # not running: the hub stops it
+        await restarted.stop()  # what JupyterHub does next: cancels by name
+        assert not live(emulator, name)
+        restarted.clear_state()
+        assert "hub restart" in restarted.get_state()["notice"]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        emulator.admin.reset_faults()

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: set up (scripts/setup.sh), validate the shipped profiles, lint,
+# The test command: set up (scripts/setup.sh), validate the shipped profiles, lint, type-check,
 # then run the whole pytest suite. Extra arguments go to pytest, e.g.
 #   bash scripts/test.sh tests/unit -x -q
 # With CI=true nothing is skipped: a test that needs Slurm, Chromium or
@@ -38,6 +38,8 @@ firecrestspawner validate profiles/
 validate_rc=$?
 ruff check .
 ruff_rc=$?
+mypy firecrestspawner
+mypy_rc=$?
 # No path among the arguments: pytest runs `testpaths` (tests/, pyproject.toml).
 python -m pytest "$@"
 pytest_rc=$?
@@ -58,7 +60,7 @@ fi
 set -e
 
 elapsed=$((SECONDS - started))
-printf 'test summary: validate %s, ruff %s, pytest %s, hub-level tests %s, %dm%02ds\n' \
-  "$(status $validate_rc)" "$(status $ruff_rc)" "$(status $pytest_rc)" "$jh5_status" \
+printf 'test summary: validate %s, ruff %s, mypy %s, pytest %s, hub-level tests %s, %dm%02ds\n' \
+  "$(status $validate_rc)" "$(status $ruff_rc)" "$(status $mypy_rc)" "$(status $pytest_rc)" "$jh5_status" \
   $((elapsed / 60)) $((elapsed % 60))
-[ "$validate_rc" = 0 ] && [ "$ruff_rc" = 0 ] && [ "$pytest_rc" = 0 ] && [ "$jh5_rc" = 0 ]
+[ "$validate_rc" = 0 ] && [ "$ruff_rc" = 0 ] && [ "$mypy_rc" = 0 ] && [ "$pytest_rc" = 0 ] && [ "$jh5_rc" = 0 ]

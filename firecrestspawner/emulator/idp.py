@@ -134,6 +134,7 @@ class IdentityProvider:
             raise ValueError("the signing key lives in signing_key_file: rotate that file instead")
         self.key = _new_key()
         self.on_change()
+
     @property
     def kid(self) -> str:
         return str(self.key.kid)

@@ -106,22 +106,6 @@ def _hub_message(resp: httpx.Response) -> str:
     return redact(f"HTTP {resp.status_code}: {message or resp.reason_phrase}")[:300]
 
 
-async def active_servers(
-    api_url: str,
-    token: str,
-    *,
-    timeout: float = 30.0,
-    attempts: int = 3,
-    page_size: int = 200,
-    verify: bool | str = True,
-) -> set[tuple[str, str]]:
-    """``(user name, server name)`` of every active server of the hub."""
-    records = await active_server_records(
-        api_url, token, timeout=timeout, attempts=attempts, page_size=page_size, verify=verify
-    )
-    return {(r.user, r.server) for r in records}
-
-
 async def active_server_records(
     api_url: str,
     token: str,
@@ -612,7 +596,6 @@ __all__ = [
     "ReaperError",
     "Report",
     "active_server_records",
-    "active_servers",
     "cancel_and_confirm",
     "format_report",
     "hub_slug",

@@ -24,7 +24,7 @@ from jupyterhub.tests.utils import add_user, api_request
 
 from firecrestspawner import naming
 from firecrestspawner.emulator.testing import RunningEmulator, running_emulator
-from firecrestspawner.reaper import REQUIRED_SCOPES, ReaperError, active_servers
+from firecrestspawner.reaper import REQUIRED_SCOPES, ReaperError, active_server_records
 from tests.fixtures.emulator import default_test_config
 
 pytestmark = pytest.mark.timeout(180)
@@ -376,13 +376,13 @@ async def test_every_page_of_active_servers_is_read(app, hub_token):
     for name in names:
         await start_server(app, name)
     try:
-        found = await active_servers(hub_api_url(app), hub_token, page_size=1)
-        assert {(n, "") for n in names} <= found
+        records = await active_server_records(hub_api_url(app), hub_token, page_size=1)
+        assert {(n, "") for n in names} <= {(r.user, r.server) for r in records}
     finally:
         for name in names:
             await stop_server(app, name)
     with pytest.raises(ReaperError, match="refused the API token"):
-        await active_servers(hub_api_url(app), "not-a-token", attempts=1)
+        await active_server_records(hub_api_url(app), "not-a-token", attempts=1)
 
 
 async def test_runs_as_a_managed_jupyterhub_service(

@@ -74,11 +74,13 @@ def partitions_to_choices(partitions: Sequence[Mapping[str, Any]]) -> tuple[Clus
         if state and "UP" not in state:
             continue
         bits = []
-        if p.get("totalNodes") is not None:
-            bits.append(f"{p['totalNodes']} nodes")
-        if p.get("cpus") is not None:
-            bits.append(f"{p['cpus']} CPUs")
-        out.append(ClusterChoice(value=name, detail=", ".join(bits)))
+        limits: list[tuple[str, int]] = []
+        for key, limit, unit in (("totalNodes", "nodes", "nodes"), ("cpus", "cpus", "CPUs")):
+            count = p.get(key)
+            if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
+                bits.append(f"{count} {unit}")
+                limits.append((limit, count))
+        out.append(ClusterChoice(value=name, detail=", ".join(bits), limits=tuple(limits)))
     return tuple(out)
 
 

@@ -29,8 +29,10 @@ from ..states import (
     DEFAULT_UNKNOWN_RE,
     StateRegexes,
 )
+from . import dependent, expert
 from . import models as m
 from .errors import Problem, json_path, short
+from .gpus import check_gpu_names as _check_gpu_names
 from .html_pattern import pattern_problem
 from .options import DECLARED_KINDS, when_text
 from .parse import block_line, position
@@ -360,7 +362,7 @@ def check_file(
         # options: ids, when rules, defaults
         option_ids: list[str] = [o.id for o in p.options]
         declared: dict[str, m.Option] = {}
-        known_vars = set(BUILTIN_REQ_NAMES) | set(SPAWN_VARIABLES)
+        known_vars = set(BUILTIN_REQ_NAMES) | set(SPAWN_VARIABLES) | {expert.TEMPLATE_VARIABLE}
         known_vars |= set(spec.defaults) | set(p.req) | (set(system.req) if system else set())
         legacy = p.legacy_lists if p.legacy_lists is not None else spec.legacy_lists
         html_patterns: dict[str, str] = {}
@@ -420,6 +422,9 @@ def check_file(
                 else:
                     _check_when_values(c, [*oparts, "when", target], declared[target], values)
             _check_option_defaults(c, oparts, opt, option_ids)
+            scheduler = system.scheduler if system else "slurm"
+            for sub, message, hint in _extra_problems(opt, declared, option_ids, scheduler):
+                c.add([*oparts, *sub], message, hint)
             if isinstance(opt, m.TextOption):
                 pattern = _browser_pattern(c, [*oparts, "pattern"], opt.pattern)
                 if pattern:
@@ -507,6 +512,18 @@ def check_file(
 #: a label read differently from what it is.
 _SHOWN_FORBIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _LABEL_FORBIDDEN = re.compile("[\n\t]")
+
+
+def _extra_problems(
+    opt: m.Option, declared: Mapping[str, m.Option], option_ids: list[str], scheduler: str
+) -> list[tuple[list[Any], str, str]]:
+    """Dependent limits (:mod:`.dependent`) and scheduler-option allow-lists (:mod:`.expert`)."""
+    found = dependent.problems(opt, declared, option_ids)
+    if isinstance(opt, m.SchedulerOptionsOption):
+        found += expert.allow_list_problems(opt, scheduler)
+        if opt.id in BUILTIN_REQ_NAMES or opt.id == expert.TEMPLATE_VARIABLE:
+            found.append((["id"], f"{opt.id!r} is a template variable of its own", "rename it"))
+    return found
 
 
 def _user_vars(options: list[m.Option], legacy: bool) -> set[str]:
@@ -597,66 +614,6 @@ def _check_req_names(c: _Checker, parts: list[Any], req: Mapping[str, Any]) -> N
                 f"write `{name[4:]}`: names here have no `req_` prefix",
                 key=name,
             )
-
-
-def _gpu_names(
-    spec: m.ProfileFile, p: m.ProfileSpec, parts: list[Any], sys_index: int | None
-) -> dict[str, tuple[list[Any], str | None]]:
-    """The GPU request names a profile sets, each with where (parts, key) it is first set."""
-    found: dict[str, tuple[list[Any], str | None]] = {}
-    places: list[tuple[list[Any], Mapping[str, Any]]] = [(["defaults"], spec.defaults)]
-    if sys_index is not None:
-        places.append((["systems", sys_index, "req"], spec.systems[sys_index].req))
-    places.append(([*parts, "req"], p.req))
-    for j, opt in enumerate(p.options):
-        oparts = [*parts, "options", j]
-        found.setdefault(opt.req_name, ([*oparts, "req" if opt.req else "id"], None))
-        if isinstance(opt, m.ChoiceOption):
-            for key, choice in opt.choices.items():
-                places.append(([*oparts, "choices", key, "req"], choice.req))
-    for where, req in places:
-        for name in req:
-            found.setdefault(name, (where, name))
-    return {k: v for k, v in found.items() if k in ("ngpus", "gpus", "gpus_per_node")}
-
-
-def _check_gpu_names(
-    c: _Checker,
-    spec: m.ProfileFile,
-    p: m.ProfileSpec,
-    parts: list[Any],
-    sys_index: int | None,
-    scheduler: str,
-) -> None:
-    """GPUs per node (``gpus_per_node``) and per job (``gpus``) are not confused (#14.5)."""
-    names = _gpu_names(spec, p, parts, sys_index)
-    if "ngpus" in names:
-        where, key = names["ngpus"]
-        c.warn(
-            where,
-            "`ngpus` does not say whether it counts GPUs per node or per job (the built-in "
-            "templates read it as before: Slurm `--gpus`, for the whole job; PBS `select` "
-            ":ngpus=, per node)",
-            "write `gpus_per_node` (GPUs on each node: Slurm --gpus-per-node, PBS :ngpus=) "
-            "or `gpus` (GPUs of the whole job: Slurm --gpus)",
-        )
-    if "gpus" in names and scheduler == "pbs":
-        where, key = names["gpus"]
-        c.add(
-            where,
-            "`gpus` (GPUs of the whole job) cannot be asked for in a PBS `select`: "
-            "PBS counts GPUs per chunk (node)",
-            "write `gpus_per_node`",
-            key=key,
-        )
-    elif "gpus" in names and "gpus_per_node" in names:
-        where, key = names["gpus"]
-        c.add(
-            where,
-            "both `gpus` (per job) and `gpus_per_node` are set; the built-in template asks one",
-            "keep `gpus_per_node` for whole nodes' GPUs, or `gpus` for a total",
-            key=key,
-        )
 
 
 def _check_states(c: _Checker, parts: list[Any], states: m.States) -> None:

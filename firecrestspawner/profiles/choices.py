@@ -83,10 +83,15 @@ class ClusterChoice:
     label: str = ""
     detail: str = ""
     default: bool = False
+    #: What the cluster reports as limits of this name (a partition's ``nodes``, ``cpus``).
+    limits: tuple[tuple[str, int], ...] = ()
 
     @property
     def text(self) -> str:
         return self.label or self.value
+
+    def limit(self, name: str) -> int | None:
+        return dict(self.limits).get(name)
 
 
 @dataclass(frozen=True)

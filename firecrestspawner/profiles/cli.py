@@ -172,6 +172,10 @@ _SECTIONS = (
     ("UenvOption", "Option `kind: uenv`"),
     ("UenvImage", "`images.<label>`: a uenv image"),
     ("UenvView", "`views.<name>`: a uenv view"),
+    ("SchedulerOptionsOption", "Option `kind: scheduler_options`"),
+    ("AllowedSchedulerOption", "`allow.<name>`: an allowed scheduler option"),
+    ("DependentRule", "`depends_on.<option>.<value>`: a dependent rule"),
+    ("ClusterBound", "`cluster_max`: a partition limit from FirecREST"),
 )
 
 
@@ -261,6 +265,8 @@ def schema_markdown(schema: dict[str, Any]) -> str:
 
 def _template_section() -> list[str]:
     from .checks import SCHEDULER_STATES
+    from .dependent import DOC as DEPENDENT_DOC
+    from .expert import DOC as EXPERT_DOC
     from .options import IGNORED_KEYS
     from .sandbox import (
         MAX_FORMAT_WIDTH,
@@ -354,6 +360,8 @@ def _template_section() -> list[str]:
             "RE2 (linear time); a construct RE2 cannot run is refused when the file is loaded."
         ),
         "",
+        *DEPENDENT_DOC,
+        *EXPERT_DOC,
         "## Option values from users",
         "",
         "The form, `opt-` links, the REST API and saved options all pass one validator. Keys "

@@ -13,65 +13,54 @@ variables) live in :mod:`.checks`, which resolves each profile into a frozen
 
 from __future__ import annotations
 
-import re
 import types
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from ..states import StateRegexes
+from .durations import duration_seconds, format_duration, readable_duration
 from .errors import ProfileError
+from .fields import (
+    CHOICE_PATTERN,
+    DEFAULT_TEXT_PATTERN,
+    DURATION_PATTERN,
+    IDENT_PATTERN,
+    PRINCIPAL_PATTERN,
+    SCHEDULER_FLAG_PATTERN,
+    SLUG_PATTERN,
+    SYSTEM_PATTERN,
+    ChoiceKey,
+    DisplayText,
+    Duration,
+    Ident,
+    LongText,
+    Principal,
+    Regex,
+    ReqMap,
+    SchedulerFlag,
+    Slug,
+    SystemName,
+    Url,
+    WhenValue,
+    _desc,
+    _Model,
+)
+from .rules import (
+    AllowedSchedulerOption,
+    ClusterBound,
+    DependentRule,
+    DependsOn,
+    normalise_depends,
+)
 
 #: Where an editor fetches the schema: the raw file of the main branch (a URL that answers).
 SCHEMA_ID = (
     "https://raw.githubusercontent.com/eth-cscs/firecrestspawner/main/schemas/profile.schema.json"
 )
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
-
-# -- identifiers ---------------------------------------------------------------
-#: Profile ids: slugs, safe in URLs, form values and job names.
-SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
-#: Option ids and request-variable names: template identifiers.
-IDENT_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
-#: FirecREST system names.
-SYSTEM_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-#: Choice keys (partitions, accounts, uenv images such as ``prgenv-gnu/24.11:v1``):
-#: one shell word, no spaces, quotes or ``#``.
-CHOICE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@%+=-]{0,127}$"
-#: Slurm time limits: ``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH``, ``D-HH:MM``, ``D-HH:MM:SS``.
-DURATION_PATTERN = (
-    r"^(?:\d{1,4}-\d{1,2}(?::\d{1,2}(?::\d{1,2})?)?|\d{1,6}(?::\d{1,2}(?::\d{1,2})?)?)$"
-)
-#: Names in ``groups``/``users`` allow-lists (no control characters, no spaces).
-PRINCIPAL_PATTERN = r"^[^\s\x00-\x1f\x7f]{1,256}$"
-#: The pattern a ``text`` option uses when it declares none: one safe shell word.
-#: ``/`` and ``-`` are escaped so that browsers read it as Python does (see html_pattern.py).
-DEFAULT_TEXT_PATTERN = r"[A-Za-z0-9._,:=@\/+\-]*"
-
-Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
-Ident = Annotated[str, StringConstraints(pattern=IDENT_PATTERN)]
-SystemName = Annotated[str, StringConstraints(pattern=SYSTEM_PATTERN)]
-ChoiceKey = Annotated[str, StringConstraints(pattern=CHOICE_PATTERN)]
-Duration = Annotated[str, StringConstraints(pattern=DURATION_PATTERN)]
-Principal = Annotated[str, StringConstraints(pattern=PRINCIPAL_PATTERN)]
-DisplayText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-LongText = Annotated[str, StringConstraints(max_length=4000)]
-Regex = Annotated[str, StringConstraints(max_length=1000)]
-Url = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/$.?#][^\s]*$", max_length=2000)]
-#: A fixed request value: a string, or a number YAML wrote without quotes.
-ReqValue = Annotated[str, StringConstraints(max_length=20000)] | int
-ReqMap = dict[Ident, ReqValue]
-WhenValue = Annotated[str, StringConstraints(max_length=256)] | int | bool
-
-
-def _desc(text: str) -> Any:
-    return Field(description=text)
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 # -- shared pieces -------------------------------------------------------------
@@ -167,6 +156,12 @@ class _OptionBase(_Model):
     users: list[Principal] | None = Field(
         None, description="Only these users (and members of `groups`) see this option."
     )
+    depends_on: DependsOn | None = Field(
+        None,
+        description='Limits, default and choices that depend on options declared above: `{option id: {value: {min, max, default, choices}}}`, e.g. `{partition: {debug: {max: "30"}}}`. A rule holds while that option is active and has that value; what it gives replaces the option\'s own. See [Dependent options](#dependent-options).',
+    )
+
+    _keys = model_validator(mode="before")(normalise_depends)
 
     @property
     def req_name(self) -> str:
@@ -243,6 +238,10 @@ class IntegerOption(_OptionBase):
     max: int | None = Field(None, description="Largest allowed value.")
     step: int | None = Field(None, ge=1, description="Allowed values are `min + k*step`.")
     default: int | None = Field(None, description="Preselected value. Default: `min`, else 1.")
+    cluster_max: ClusterBound | None = Field(
+        None,
+        description="Also at most what FirecREST reports for the partition picked in a `cluster_choice` option (its `totalNodes` or `cpus`).",
+    )
 
 
 class NumberOption(_OptionBase):
@@ -280,6 +279,30 @@ class TextOption(_OptionBase):
     required: bool = Field(False, description="Whether the value may be empty.")
     default: Annotated[str, StringConstraints(max_length=4096)] = Field(
         "", description="Preset value."
+    )
+    placeholder: Annotated[str, StringConstraints(max_length=200)] = Field(
+        "", description="Hint shown in the empty field."
+    )
+
+
+class SchedulerOptionsOption(_OptionBase):
+    """Extra scheduler options the user types, each from the administrator's allow-list.
+
+    Written on one line, separated by spaces: `--exclusive --constraint=gpu`
+    (or `--constraint gpu`; `-l place=excl` for a one-letter option). Each
+    becomes its own directive line (`#SBATCH --constraint=gpu`).
+    """
+
+    kind: Literal["scheduler_options"] = _desc(
+        "Extra scheduler options from an allow-list, each rendered as its own directive line."
+    )
+    allow: Annotated[dict[SchedulerFlag, AllowedSchedulerOption], Field(min_length=1)] = _desc(
+        "The options a user may give, by name as the scheduler spells it (`--constraint`, `-l`)."
+    )
+    max_options: int = Field(8, ge=1, le=64, description="Most options in one value.")
+    max_length: int = Field(512, ge=1, le=4096, description="Longest value, in characters.")
+    default: Annotated[str, StringConstraints(max_length=4096)] = Field(
+        "", description="Preset value, e.g. `--exclusive`."
     )
     placeholder: Annotated[str, StringConstraints(max_length=200)] = Field(
         "", description="Hint shown in the empty field."
@@ -353,7 +376,8 @@ Option = Annotated[
     | DurationOption
     | TextOption
     | BooleanOption
-    | UenvOption,
+    | UenvOption
+    | SchedulerOptionsOption,
     Field(discriminator="kind"),
 ]
 OPTION_KINDS = (
@@ -365,6 +389,7 @@ OPTION_KINDS = (
     "text",
     "boolean",
     "uenv",
+    "scheduler_options",
 )
 
 
@@ -531,43 +556,6 @@ class ProfileSet:
         return tuple(p.id for p in self.profiles)
 
 
-# -- durations -------------------------------------------------------------------
-_DURATION_RE = re.compile(DURATION_PATTERN)
-
-
-def duration_seconds(text: str) -> int:
-    """Seconds of a Slurm time limit (``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH[:MM[:SS]]``).
-
-    Raises ``ValueError`` for anything else.
-    """
-    if not isinstance(text, str) or not _DURATION_RE.fullmatch(text):
-        raise ValueError(f"{text!r} is not a Slurm time limit")
-    days = 0
-    if "-" in text:
-        d, rest = text.split("-", 1)
-        days = int(d)
-        parts = [int(x) for x in rest.split(":")]
-        h, mi, s = ([*parts, 0, 0])[:3]
-    else:
-        parts = [int(x) for x in text.split(":")]
-        if len(parts) == 1:
-            h, mi, s = 0, parts[0], 0
-        elif len(parts) == 2:
-            h, mi, s = 0, parts[0], parts[1]
-        else:
-            h, mi, s = parts
-    if (len(parts) > 1 and s > 59) or (("-" in text or len(parts) == 3) and mi > 59):
-        raise ValueError(f"{text!r}: minutes and seconds must be below 60")
-    return ((days * 24 + h) * 60 + mi) * 60 + s
-
-
-def format_duration(seconds: int) -> str:
-    """``HH:MM:SS`` (hours may exceed 24), accepted by Slurm and PBS alike."""
-    h, rest = divmod(int(seconds), 3600)
-    mi, s = divmod(rest, 60)
-    return f"{h:02d}:{mi:02d}:{s:02d}"
-
-
 # -- schema ---------------------------------------------------------------------
 def _walk(node: Any) -> Any:
     """Tidy pydantic's output into the schema we publish.
@@ -602,20 +590,6 @@ def _walk(node: Any) -> Any:
     return node
 
 
-def readable_duration(limit: str) -> str:
-    """A time limit as people say it: ``90`` -> ``1 h 30 min``, ``1-00:00:00`` -> ``1 day``."""
-    try:
-        seconds = duration_seconds(str(limit))
-    except ValueError:
-        return str(limit)
-    parts = []
-    for size, unit in ((86400, "day"), (3600, "h"), (60, "min"), (1, "s")):
-        n, seconds = divmod(seconds, size)
-        if n:
-            parts.append(f"{n} {unit}{'s' if unit == 'day' and n > 1 else ''}")
-    return " ".join(parts) or "0 min"
-
-
 def generate_schema() -> dict[str, Any]:
     """The JSON Schema (2020-12) of a profile file, generated from the models."""
     schema = _walk(ProfileFile.model_json_schema(mode="validation"))
@@ -629,12 +603,23 @@ def generate_schema() -> dict[str, Any]:
 
 
 __all__ = [
+    "CHOICE_PATTERN",
+    "DEFAULT_TEXT_PATTERN",
+    "DURATION_PATTERN",
+    "IDENT_PATTERN",
     "OPTION_KINDS",
+    "PRINCIPAL_PATTERN",
+    "SCHEDULER_FLAG_PATTERN",
+    "SLUG_PATTERN",
+    "SYSTEM_PATTERN",
+    "AllowedSchedulerOption",
     "BatchScript",
     "BooleanOption",
     "Choice",
     "ChoiceOption",
+    "ClusterBound",
     "ClusterChoiceOption",
+    "DependentRule",
     "DurationOption",
     "IntegerOption",
     "NumberOption",
@@ -643,6 +628,7 @@ __all__ = [
     "ProfileFile",
     "ProfileSet",
     "ProfileSpec",
+    "SchedulerOptionsOption",
     "States",
     "System",
     "TextOption",
@@ -653,4 +639,5 @@ __all__ = [
     "format_duration",
     "freeze",
     "generate_schema",
+    "readable_duration",
 ]

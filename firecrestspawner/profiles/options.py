@@ -39,8 +39,8 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import expert, regex
 from . import models as m
-from . import regex
 from .choices import (
     ClusterChoices,
     UserInfo,
@@ -53,6 +53,7 @@ from .choices import (
     option_visible,
     visible_profiles,
 )
+from .dependent import effective_option
 from .errors import OptionError, short
 from .models import Profile, ProfileSet, duration_seconds, format_duration, readable_duration
 from .numbers import MAX_NUMBER, check_integer, check_number, number_text
@@ -130,6 +131,7 @@ class ValidatedOptions:
         """
         variables: dict[str, object] = dict.fromkeys(BUILTIN_REQ_NAMES, "")
         variables.update(self.req)
+        variables.update(expert.template_items(self.profile, self.values))
         if self.profile.legacy_lists:
             for option_id, value in self.values.items():
                 variables[option_id] = [_legacy_text(value)]
@@ -234,7 +236,7 @@ def option_default(
         return format_duration(duration_seconds(text))
     if isinstance(option, m.TextOption):
         return option.default
-    if isinstance(option, m.BooleanOption):
+    if isinstance(option, (m.BooleanOption, m.SchedulerOptionsOption)):
         return option.default
     raise TypeError(f"unknown option kind {type(option).__name__}")  # pragma: no cover
 
@@ -482,6 +484,10 @@ def validate_options(
     for option in profile.options:
         if not option_visible(option, user) or not option_active(option, values, active):
             continue
+        # Limits that follow options above (depends_on, cluster_max): this option as it stands.
+        option, why = effective_option(
+            option, values, active, system=profile.system, cluster=cluster
+        )
         is_bool = isinstance(option, m.BooleanOption)
         value = _unwrap(option.id, data.get(option.id), last=is_bool)
         if value is None or (value == "" and isinstance(option, (m.IntegerOption, m.NumberOption))):
@@ -490,7 +496,9 @@ def validate_options(
                 raise OptionError(option.id, "no value given and no default is available to you")
         try:
             typed, updates = _check_option(option, value, data, user, profile, cluster)
-        except OptionError:
+        except OptionError as e:
+            if why and e.field == option.id:
+                raise OptionError(e.field, f"{e.message} ({why})") from None
             raise
         except (ArithmeticError, ValueError, TypeError, RecursionError) as e:
             # A value no check above foresaw: still the user's field and a 400, never a 500.
@@ -505,6 +513,9 @@ def validate_options(
         req.update(updates)
         for name in updates:
             sources[name] = option.id
+        if isinstance(option, m.SchedulerOptionsOption):
+            sources.setdefault(expert.TEMPLATE_VARIABLE, option.id)
+            sources[option.req_name] = option.id
     validated = ValidatedOptions(
         profile=profile,
         values=types.MappingProxyType(values),
@@ -580,6 +591,9 @@ def _check_option(
     elif isinstance(option, m.TextOption):
         typed = _check_text(option, value)
         updates = {option.req_name: typed}
+    elif isinstance(option, m.SchedulerOptionsOption):
+        typed = expert.check(option, value)
+        updates = {}
     elif isinstance(option, m.BooleanOption):
         typed = _check_boolean(option, value)
         updates = {option.req_name: option.true_value if typed else option.false_value}

@@ -23,6 +23,7 @@ raise :class:`ScriptTemplateError`: they are the administrator's to fix.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 import string
@@ -40,6 +41,7 @@ from .directives import (
     slurm_arguments,
 )
 from .directives import directive_lines as _directive_lines
+from .expert import SchedulerItem
 from .sandbox import (
     _ENV,
     _FIELD_RE,
@@ -262,6 +264,9 @@ def check_value(field: str, value: object) -> None:
         return
     if value is None or isinstance(value, (bool, int, float)):
         return
+    if isinstance(value, SchedulerItem):
+        check_value(field, [value.name, value.value])
+        return
     if not isinstance(value, str):
         raise ScriptRejected(field, f"unsupported value type {type(value).__name__}")
     reason = forbidden_char(value)
@@ -302,6 +307,9 @@ def _placeholder(key: str, value: Any, owners: dict[str, tuple[str, str]]) -> An
     """``value`` with every item that is not an inert word replaced by a unique placeholder."""
     if isinstance(value, (list, tuple)):
         return [_placeholder(key, item, owners) for item in value]
+    if isinstance(value, SchedulerItem):
+        # The name is the administrator's (from the allow-list); the value is checked.
+        return dataclasses.replace(value, value=_placeholder(key, value.value, owners))
     if isinstance(value, str):
         token = f"fcsv{len(owners) + 1}x"
         if value == "":

@@ -30,6 +30,9 @@ def _options() -> re2.Options:
     options = re2.Options()
     options.log_errors = False  # the problem is reported to the administrator, not to stderr
     options.max_mem = MAX_PROGRAM_MEMORY
+    # Only "does it match" is asked: without capture groups RE2 answers with its
+    # DFA, about ten times faster on a long value than with submatch tracking.
+    options.never_capture = True
     return options
 
 

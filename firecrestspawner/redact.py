@@ -57,6 +57,9 @@ _TOKEN_CHARS = "A-Za-z0-9._~+/=-"  # noqa: S105 - a character class
 _TOKEN_RE = re.compile(f"[{_TOKEN_CHARS}]+")
 _RUN_RE = re.compile(f"[{_TOKEN_CHARS}]{{{MIN_SECRET_LENGTH},}}")
 _K = MIN_SECRET_LENGTH
+#: A run at least this many times longer than the count of token-like secrets is
+#: searched for each secret directly instead of through its ``_K``-grams.
+_DIRECT_RATIO = 32
 
 _ANONYMOUS = object()
 
@@ -192,9 +195,15 @@ class SecretRegistry:
         tails = self._tails
         if tails:
             values = self._values
+            token_values = len(values) - len(self._others)
             for run in _RUN_RE.findall(text):
                 if run in values:
                     found.add(run)
+                    continue
+                if token_values * _DIRECT_RATIO <= len(run):
+                    # A long run (a URL with a long value) and few secrets: one
+                    # substring search per secret (C) beats one slice per character.
+                    found.update(v for vs in list(tails.values()) for v in vs if v in run)
                     continue
                 grams = {run[i : i + _K] for i in range(len(run) - _K + 1)}
                 for gram in [g for g in grams if g in tails]:

@@ -78,6 +78,21 @@ def test_the_cap_evicts_anonymous_secrets_first():
         ),
         pytest.param(["short"], "short words stay", "short words stay", id="too-short"),
         pytest.param([TOKEN], "nothing here", "nothing here", id="clean"),
+        # A run far longer than the secrets are many: each secret searched directly.
+        pytest.param(
+            [TOKEN, OTHER],
+            f"?v={'a' * 4000}{TOKEN}{'b' * 100}",
+            f"?v={'a' * 4000}{REDACTED}{'b' * 100}",
+            id="inside-a-long-run",
+        ),
+        pytest.param([TOKEN], f"?v={'a' * 4000}", f"?v={'a' * 4000}", id="long-run-clean"),
+        # Many secrets: the run is searched through its grams.
+        pytest.param(
+            [TOKEN, *(f"filler0secret{i:04d}" for i in range(300))],
+            f"?v={'a' * 4000}{TOKEN}",
+            f"?v={'a' * 4000}{REDACTED}",
+            id="long-run-many-secrets",
+        ),
         pytest.param(
             [],
             "Author\u0131zation: Bearer abc",

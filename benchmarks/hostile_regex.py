@@ -24,6 +24,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -138,26 +139,9 @@ async def _health_loop(
         await asyncio.sleep(0.01)
 
 
-async def _hostile_loop(
-    client: httpx.AsyncClient,
-    base: str,
-    user: str,
-    token: str,
-    stop: asyncio.Event,
-    codes: list[int],
-    profile: str,
-) -> None:
-    """REST: ``POST /hub/api/users/<user>/server``; validated inside the spawn."""
-    body = json.dumps({"profile": profile, "label": HOSTILE_VALUE})
-    headers = {"Authorization": f"token {token}"}
-    while not stop.is_set():
-        r = await client.post(f"{base}/hub/api/users/{user}/server", content=body, headers=headers)
-        codes.append(r.status_code)
-
-
-async def _login(base: str, user: str) -> httpx.AsyncClient:
+async def _login(base: str, user: str, limits: httpx.Limits | None = None) -> httpx.AsyncClient:
     """A browser-like client logged in as ``user`` (the dummy authenticator)."""
-    client = httpx.AsyncClient(timeout=60)
+    client = httpx.AsyncClient(timeout=60, limits=limits or httpx.Limits())
     await client.get(f"{base}/hub/login")
     xsrf = client.cookies.get("_xsrf") or ""
     r = await client.post(
@@ -169,28 +153,144 @@ async def _login(base: str, user: str) -> httpx.AsyncClient:
     return client
 
 
-async def _link_loop(
-    client: httpx.AsyncClient,
-    base: str,
-    user: str,
-    stop: asyncio.Event,
-    codes: list[int],
-    profile: str,
-) -> None:
-    """``opt-`` link: ``GET /hub/spawn/<user>?opt-...``; validated before any spawn."""
-    params = {"opt-profile": profile, "opt-label": HOSTILE_VALUE}
-    while not stop.is_set():
-        r = await client.get(f"{base}/hub/spawn/{user}", params=params)
-        codes.append(r.status_code)
+#: What the load process sends, each of ``concurrency`` clients in a closed loop:
+#: ``link``: ``GET /hub/spawn/<user>?opt-profile=..&opt-label=<value>`` (validated
+#: before any spawn, refused with 400 and the form); ``rest``: ``POST
+#: /hub/api/users/<user>/server`` (validated inside the spawn); ``health`` and
+#: ``home``: the floor, requests that never reach firecrestspawner's code
+#: (``/hub/health``; ``/hub/home``, a logged-in page rendered by JupyterHub).
+#:
+#: The phases, in the order they run by default.
+PHASES = ("hostile", "control", "floor_health", "floor_home")
+
+
+async def _load(spec: dict[str, Any]) -> dict[str, Any]:
+    """The load process: log in, say ``ready``, wait for ``go``, run, report."""
+    base, kind, profile = spec["base"], spec["kind"], spec.get("profile", "hostile")
+    users: list[str] = spec["users"]
+    value = spec.get("value", HOSTILE_VALUE)
+    shared = httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=len(users) + 4))
+    if kind in ("link", "home"):
+        clients = [await _login(base, u) for u in users]
+    else:
+        clients = [shared] * len(users)
+    headers = {"Authorization": f"token {spec['token']}"}
+    body = json.dumps({"profile": profile, "label": value})
+    params = {"opt-profile": profile, "opt-label": value}
+    codes: list[int] = []
+    latencies: list[float] = []
+    stop = asyncio.Event()
+
+    async def one(client: httpx.AsyncClient, user: str) -> None:
+        while not stop.is_set():
+            start = time.perf_counter()
+            if kind == "link":
+                r = await client.get(f"{base}/hub/spawn/{user}", params=params)
+            elif kind == "rest":
+                r = await client.post(
+                    f"{base}/hub/api/users/{user}/server", content=body, headers=headers
+                )
+            elif kind == "home":
+                r = await client.get(f"{base}/hub/home")
+            else:
+                r = await client.get(f"{base}/hub/health")
+            latencies.append(time.perf_counter() - start)
+            codes.append(r.status_code)
+
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    started = time.perf_counter()
+    tasks = [asyncio.create_task(one(c, u)) for c, u in zip(clients, users, strict=True)]
+    await asyncio.sleep(spec["seconds"])
+    stop.set()
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - started
+    for c in {id(c): c for c in [*clients, shared]}.values():
+        await c.aclose()
+    return {
+        "requests": len(codes),
+        "status_codes": sorted(set(codes)),
+        "rate_per_s": len(codes) / elapsed,
+        # Little's law: requests the hub had in flight on average (the clients'
+        # own time between a response and the next request is not in it).
+        "in_flight": sum(latencies) / elapsed,
+        "latency_p50_ms": percentile(latencies, 50) * 1e3,
+    }
+
+
+async def _phase(
+    base: str, spec: dict[str, Any], seconds: float, cpus: set[int] | None
+) -> tuple[list[float], dict[str, Any]]:
+    """Health latencies while a load process (its own process, not this one) runs ``spec``."""
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "benchmarks.hostile_regex",
+        "--load",
+        json.dumps({**spec, "base": base, "seconds": seconds}),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    if cpus:
+        os.sched_setaffinity(proc.pid, cpus)
+    line = await asyncio.wait_for(proc.stdout.readline(), 120)
+    if line.strip() != b"ready":
+        await proc.wait()
+        raise RuntimeError(f"the load process did not start: {line!r}")
+    samples: list[float] = []
+    stop = asyncio.Event()
+    async with httpx.AsyncClient(timeout=60) as client:
+        proc.stdin.write(b"go\n")
+        await proc.stdin.drain()
+        health = asyncio.create_task(_health_loop(client, base, stop, samples))
+        await asyncio.sleep(seconds)
+        stop.set()
+        await health
+    out, _ = await asyncio.wait_for(proc.communicate(), 120)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the load process failed ({proc.returncode})")
+    return samples, json.loads(out.decode().strip().splitlines()[-1])
+
+
+def _cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux), NaN if unknown."""
+    if pid is None:
+        return float("nan")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _stats(samples: list[float]) -> dict[str, float]:
+    return {
+        "samples": len(samples),
+        "p50_ms": percentile(samples, 50) * 1e3,
+        "p99_ms": percentile(samples, 99) * 1e3,
+        "max_ms": max(samples) * 1e3 if samples else float("nan"),
+    }
 
 
 async def measure(
-    base: str, token: str, seconds: float, concurrency: int, path: str = "link"
+    base: str,
+    token: str,
+    seconds: float,
+    concurrency: int,
+    path: str = "link",
+    *,
+    floor: bool = True,
+    load_cpus: set[int] | None = None,
+    order: tuple[str, ...] = (),
+    hub_pid: int | None = None,
 ) -> dict[str, Any]:
-    """Health latencies idle and under ``concurrency`` hostile clients for ``seconds``."""
+    """Health latencies idle, under the floor loads and under ``concurrency`` hostile clients."""
     users = [f"bench-{i}" for i in range(concurrency)]
-    limits = httpx.Limits(max_connections=concurrency + 4)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+    async with httpx.AsyncClient(timeout=60) as client:
         r = await client.post(
             f"{base}/hub/api/users",
             json={"usernames": users},
@@ -205,49 +305,35 @@ async def measure(
         stop.set()
         await task
 
-        browsers = [] if path == "rest" else [await _login(base, u) for u in users]
-        phases = {}
-        for profile in ("hostile", "control"):
-            loaded: list[float] = []
-            codes: list[int] = []
-            stop = asyncio.Event()
-            if path == "rest":
-                tasks = [
-                    asyncio.create_task(_hostile_loop(client, base, u, token, stop, codes, profile))
-                    for u in users
-                ]
-            else:
-                tasks = [
-                    asyncio.create_task(_link_loop(b, base, u, stop, codes, profile))
-                    for b, u in zip(browsers, users, strict=True)
-                ]
-            health = asyncio.create_task(_health_loop(client, base, stop, loaded))
-            await asyncio.sleep(seconds)
-            stop.set()
-            await asyncio.gather(*tasks, health)
-            phases[profile] = (loaded, codes)
-        for b in browsers:
-            await b.aclose()
-
-    def stats(samples: list[float]) -> dict[str, float]:
-        return {
-            "samples": len(samples),
-            "p50_ms": percentile(samples, 50) * 1e3,
-            "p99_ms": percentile(samples, 99) * 1e3,
-            "max_ms": max(samples) * 1e3 if samples else float("nan"),
-        }
-
-    return {
-        "idle": stats(idle),
-        "under_load": stats(phases["hostile"][0]),
-        "hostile_requests": len(phases["hostile"][1]),
-        "hostile_status_codes": sorted(set(phases["hostile"][1])),
-        "control": stats(phases["control"][0]),
-        "control_requests": len(phases["control"][1]),
+    phases: dict[str, Any] = {}
+    plan = {
+        "hostile": (path, "hostile"),
+        "control": (path, "control"),
+        "floor_health": ("health", ""),
+        "floor_home": ("home", ""),
+    }
+    for name in order or (PHASES if floor else PHASES[:2]):
+        kind, profile = plan[name]
+        spec = {"kind": kind, "profile": profile, "users": users, "token": token}
+        cpu = _cpu_seconds(hub_pid)
+        samples, load = await _phase(base, spec, seconds, load_cpus)
+        # The hub's CPU time per request of the load (its health probes are few and cheap).
+        load["hub_cpu_ms"] = (_cpu_seconds(hub_pid) - cpu) / max(1, load["requests"]) * 1e3
+        phases[name] = {"health": _stats(samples), "load": load}
+    missing = {"health": _stats([]), "load": {"requests": 0, "status_codes": []}}
+    result: dict[str, Any] = {
+        "idle": _stats(idle),
+        "under_load": phases.get("hostile", missing)["health"],
+        "hostile_requests": phases.get("hostile", missing)["load"]["requests"],
+        "hostile_status_codes": phases.get("hostile", missing)["load"]["status_codes"],
+        "control": phases.get("control", missing)["health"],
+        "control_requests": phases.get("control", missing)["load"]["requests"],
+        "phases": phases,
         "concurrency": concurrency,
         "seconds": seconds,
         "path": path,
     }
+    return result
 
 
 def validation_seconds(repeat: int = 200) -> float:
@@ -267,8 +353,21 @@ def validation_seconds(repeat: int = 200) -> float:
     return (time.perf_counter() - start) / repeat
 
 
-def run(seconds: float = 20, concurrency: int = 20, path: str = "link") -> dict[str, Any]:
-    """Start the emulator and a hub, measure, stop both."""
+def run(
+    seconds: float = 20,
+    concurrency: int = 20,
+    path: str = "link",
+    *,
+    floor: bool = True,
+    pin: bool = False,
+    phases: tuple[str, ...] = (),
+    hub_log: str | None = None,
+) -> dict[str, Any]:
+    """Start the emulator and a hub, measure, stop both (``hub_log``: keep its log there).
+
+    ``pin``: the hub runs on CPU 0 only and the load process on the others, as
+    when clients are on other machines (needs two CPUs or more).
+    """
     chp = ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
     if not chp.exists():
         raise SystemExit("configurable-http-proxy is missing: run scripts/setup.sh")
@@ -308,7 +407,24 @@ def run(seconds: float = 20, concurrency: int = 20, path: str = "link") -> dict[
                 async def main() -> dict[str, Any]:
                     async with httpx.AsyncClient(timeout=5) as client:
                         await _wait_up(client, base, proc)
-                    return await measure(base, token, seconds, concurrency, path)
+                    load_cpus = None
+                    if pin:
+                        cpus = sorted(os.sched_getaffinity(0))
+                        if len(cpus) < 2:
+                            raise RuntimeError("--pin needs two CPUs or more")
+                        os.sched_setaffinity(proc.pid, {cpus[0]})
+                        load_cpus = set(cpus[1:])
+                    return await measure(
+                        base,
+                        token,
+                        seconds,
+                        concurrency,
+                        path,
+                        floor=floor,
+                        load_cpus=load_cpus,
+                        order=phases,
+                        hub_pid=proc.pid,
+                    )
 
                 try:
                     result = asyncio.run(main())
@@ -321,6 +437,10 @@ def run(seconds: float = 20, concurrency: int = 20, path: str = "link") -> dict[
                     proc.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+                if hub_log:
+                    shutil.copyfile(Path(tmp) / "hub.log", hub_log)
+    result["pinned"] = pin
+    result["load_average"] = os.getloadavg()
     result["python_re_24_chars_s"] = python_re_seconds(24)
     result["validation_s"] = validation_seconds()
     return result
@@ -337,28 +457,68 @@ def main(argv: list[str] | None = None) -> int:
         help="link: opt- links (validated before any spawn); rest: the REST API (validated "
         "inside the spawn, after JupyterHub's own bookkeeping)",
     )
+    parser.add_argument(
+        "--no-floor",
+        action="store_true",
+        help="skip the floor phases (the same clients on /hub/health and /hub/home)",
+    )
+    parser.add_argument(
+        "--pin", action="store_true", help="the hub on CPU 0, the load process on the others"
+    )
+    parser.add_argument(
+        "--phases",
+        default="",
+        help=f"comma-separated phases to run, in this order (default: {','.join(PHASES)})",
+    )
+    parser.add_argument("--hub-log", help="copy the hub's log to this file at the end")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--load", help=argparse.SUPPRESS)  # the load process (internal)
     args = parser.parse_args(argv)
-    result = run(args.seconds, args.concurrency, args.path)
+    if args.load:
+        print(json.dumps(asyncio.run(_load(json.loads(args.load)))), flush=True)
+        return 0
+    order = tuple(p for p in args.phases.split(",") if p)
+    if set(order) - set(PHASES):
+        parser.error(f"--phases: choose among {', '.join(PHASES)}")
+    result = run(
+        args.seconds,
+        args.concurrency,
+        args.path,
+        floor=not args.no_floor,
+        pin=args.pin,
+        phases=order,
+        hub_log=args.hub_log,
+    )
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    idle, loaded, control = result["idle"], result["under_load"], result["control"]
 
     def line(label: str, st: dict[str, float]) -> str:
         return (
-            f"{label:<34} p50 {st['p50_ms']:7.1f} ms, p99 {st['p99_ms']:7.1f} ms, "
+            f"{label:<38} p50 {st['p50_ms']:7.1f} ms, p99 {st['p99_ms']:7.1f} ms, "
             f"max {st['max_ms']:7.1f} ms ({st['samples']} requests)"
         )
 
-    print(line("/hub/health idle:", idle))
-    print(line("/hub/health, hostile pattern:", loaded))
-    print(line("/hub/health, control pattern:", control))
+    labels = {
+        "hostile": f"{args.path}, hostile pattern",
+        "control": f"{args.path}, control pattern",
+        "floor_health": "floor: clients on /hub/health",
+        "floor_home": "floor: clients on /hub/home",
+    }
+    print(line("/hub/health idle:", result["idle"]))
+    for name, phase in result["phases"].items():
+        load = phase["load"]
+        print(line(f"/hub/health, {labels[name]}:", phase["health"]))
+        print(
+            f"{'':<38} load: {load['requests']} requests, {load['rate_per_s']:.0f}/s, "
+            f"status {load['status_codes']}, {load['in_flight']:.1f} in flight on average, "
+            f"p50 {load['latency_p50_ms']:.1f} ms; hub CPU {load['hub_cpu_ms']:.2f} ms/request"
+        )
     print(
-        f"hostile validations: {result['hostile_requests']} answered "
-        f"(status {result['hostile_status_codes']}), control: {result['control_requests']}; "
-        f"{result['concurrency']} at once through {result['path']} for {result['seconds']:.0f} s "
-        f"each, values of {len(HOSTILE_VALUE)} characters"
+        f"{result['concurrency']} clients at once, {result['seconds']:.0f} s per phase, hostile "
+        f"values of {len(HOSTILE_VALUE)} characters, load in its own process"
+        f"{', hub pinned to one CPU' if result['pinned'] else ''}; load average after: "
+        + " ".join(f"{x:.2f}" for x in result["load_average"])
     )
     print(
         f"one validation of the hostile value (RE2, in process): "

@@ -448,24 +448,37 @@ def _rule_phrase(option: m.Option, update: Mapping[str, Any]) -> str:
 
 
 def rules_text(option: m.Option, labels: Mapping[str, str]) -> str:
-    """The rules in words, for the form without JavaScript (``labels``: option id -> label)."""
+    """The rules in words, for the form without JavaScript (``labels``: option id -> label).
+
+    "Depends on Partition: debug: up to 30 min; long: up to 2 days. Otherwise: up to 12 h."
+    """
     sentences = []
     for controller, by_value in (option.depends_on or {}).items():
         phrases = []
         for value, rule in by_value.items():
             phrase = _rule_phrase(option, _combine(option, [rule]))
             if phrase:
-                phrases.append(
-                    f"{phrase} on {value}"
-                    if controller == "partition"
-                    else f"{phrase} when {value}"
-                )
+                phrases.append(f"{value}: {phrase}")
         if phrases:
-            sentences.append(f"{labels.get(controller, controller)}: " + "; ".join(phrases))
+            sentences.append(
+                f"Depends on {labels.get(controller, controller)}: " + "; ".join(phrases) + "."
+            )
+    if sentences:
+        own = {k: getattr(option, k, None) for k in ("min", "max", "default")}
+        if isinstance(option, m.ChoiceOption):
+            own["choices"] = list(option.choices)
+        elif isinstance(option, m.UenvOption):
+            own["images"] = list(option.images)
+        phrase = _rule_phrase(option, {k: v for k, v in own.items() if v is not None})
+        if phrase:
+            sentences.append(f"Otherwise: {phrase}.")
     bound = getattr(option, "cluster_max", None)
     if bound is not None:
-        sentences.append(f"at most the partition's {bound.limit}")
-    return ("Limits by " + ". ".join(sentences) + ".") if sentences else ""
+        what = "nodes" if bound.limit == "nodes" else "CPUs"
+        sentences.append(
+            f"At most the {what} FirecREST reports for the chosen {labels.get(bound.option, bound.option)}."
+        )
+    return " ".join(sentences)
 
 
 def rules_data(option: m.Option) -> dict[str, Any] | None:
@@ -571,3 +584,15 @@ DOC = [
     ),
     "",
 ]
+
+
+def envelope(option: m.Option) -> tuple[Any, Any]:
+    """The loosest ``min`` and ``max`` of a number option over its own limits and every rule."""
+    lo, hi = getattr(option, "min", None), getattr(option, "max", None)
+    for by_value in (option.depends_on or {}).values():
+        for rule in by_value.values():
+            fields = _combine(option, [rule])
+            r_lo, r_hi = fields.get("min"), fields.get("max")
+            lo = None if lo is None or r_lo is None else min(lo, r_lo)
+            hi = None if hi is None or r_hi is None else max(hi, r_hi)
+    return lo, hi

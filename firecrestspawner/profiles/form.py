@@ -27,6 +27,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from . import dependent
 from .choices import ClusterChoice, ClusterChoices
 from .helptext import render_help
 from .models import readable_duration
@@ -103,6 +104,9 @@ class OptionView:
     #: Without JavaScript every field shows; this says when one is used.
     when_hint: str = ""
     note: str = ""
+    #: Dependent limits (:mod:`.dependent`): as data for the script, and in words.
+    depends: dict[str, Any] | None = None
+    rules_text: str = ""
 
 
 @dataclass
@@ -201,7 +205,10 @@ def _option_views(
     cluster: ClusterChoices | None,
     active: bool,
 ) -> list[OptionView]:
+    labels = {o.id: o.display_name for o in profile.options}
     base = {
+        "depends": dependent.rules_data(option),
+        "rules_text": dependent.rules_text(option, labels),
         "id": option.id,
         "name": name,
         "label": option.display_name,
@@ -261,12 +268,15 @@ def _option_views(
         return [OptionView(kind="select", choices=choices, value=value, note=note, **base)]
     if kind in ("integer", "number"):
         step = option.step if option.step is not None else (1 if kind == "integer" else "any")
+        # The widest limits any rule allows: without JavaScript the browser must not refuse
+        # a value another partition allows (the server checks the rule that holds).
+        lo, hi = dependent.envelope(option)
         return [
             OptionView(
                 kind="number",
                 value=when_text(value),
-                min=option.min,
-                max=option.max,
+                min=lo,
+                max=hi,
                 step=step,
                 **base,
             )
@@ -304,6 +314,24 @@ def _option_views(
         ]
     if kind == "boolean":
         return [OptionView(kind="checkbox", value=bool(value), **base)]
+    if kind == "scheduler_options":
+        allowed = ", ".join(
+            name
+            + ("" if spec.value is None else "=…" if name.startswith("--") else " …")
+            + (" (repeatable)" if spec.repeatable else "")
+            for name, spec in option.allow.items()
+        )
+        hint = f"Separated by spaces. Allowed: {allowed}."
+        base["description"] = f"{option.description} {hint}".strip()
+        return [
+            OptionView(
+                kind="text",
+                value=when_text(value),
+                maxlength=option.max_length,
+                placeholder=option.placeholder or next(iter(option.allow)),
+                **base,
+            )
+        ]
     if kind == "uenv":
         if isinstance(value, UenvValue):
             image_now, view_now = value.image, value.view
@@ -376,7 +404,15 @@ def build_view(
     """
     cluster = cluster or {}
     values = dict(values)
+    known = known_names(profile.system, cluster)
+    holding: list[str] = []
     for option in profile.options:
+        # Defaults as the validator picks them: after the rules of the options above.
+        if option_visible(option, user) and option_active(option, values, holding):
+            holding.append(option.id)
+            option, _ = dependent.effective_option(
+                option, values, holding[:-1], system=profile.system, cluster=known
+            )
         if option.id not in values:
             values[option.id] = default_value(
                 option, user=user, system=profile.system, cluster=cluster.get(option.id)

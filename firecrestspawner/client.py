@@ -12,11 +12,13 @@
   it no longer knows) forgets that token and repeats the request once with a
   fresh one, for every request including submit (a 401 is answered before
   anything runs); a second refusal is :class:`FirecrestAuthFailed`.
-* Submit is never retried blindly. Every job carries a unique name; after an
-  ambiguous failure (timeout, 5xx, dropped connection) the job is looked up by
-  name, and only when it is positively absent is the script submitted again.
-  A refusal by the scheduler (FirecREST's 500 carrying sbatch's error, or a
-  403 for a QOS limit) is definite: it is neither retried nor looked up.
+* Submit is one request (:meth:`FirecrestClient.submit_once`), never retried
+  here: the caller, which knows the job's name and can save it first, decides
+  what an ambiguous failure means (the spawner's
+  :class:`~firecrestspawner.jobs.control.JobController`, the doctor's
+  ``doctor.jobs.submit``: look the job up by name, never a second job under
+  one name). A refusal by the scheduler (FirecREST's 500 carrying sbatch's
+  error, or a 403 for a QOS limit) is :class:`SubmitRefused`, definite.
 * Only a 404 "Job not found" means a job is gone; a 404 "System not found"
   is a configuration error (:class:`SystemNotFound`).
 
@@ -32,7 +34,6 @@ import contextlib
 import logging
 import os
 import tempfile
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -71,7 +72,7 @@ from .firecrest_errors import (
     sbatch_refusal,
 )
 from .pyfirecrest_adapter import SwappableAuth, VersionSafeAsyncFirecrest, tls_context
-from .retry import RetryAfterGate, backoff, retrying
+from .retry import RetryAfterGate, retrying
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +91,8 @@ class ClientSettings:
     backoff_max: float = 10.0
     backoff_jitter: float = 1.0
     max_retry_after: float = 30.0
-    submit_attempts: int = 3
-    #: How long a submitted job may stay invisible in the job list.
+    #: How long a submitted job may stay invisible in the job list (the doctor's
+    #: lookup by name after an ambiguous submit).
     lookup_grace: float = 6.0
     api_version: str = ""
     verify: bool | str = True
@@ -305,90 +306,6 @@ class FirecrestClient:
 
         await self.read("cancel", cancel_once)
 
-    async def submit(
-        self,
-        system: str,
-        *,
-        job_name: str,
-        workdir: str,
-        script: str,
-        env: dict[str, str],
-        account: str | None = None,
-    ) -> str:
-        """Submit once; after an ambiguous failure adopt the job found by name.
-
-        Raises :class:`SubmitRefused` when sbatch refused the job (definite,
-        not repeated), :class:`SystemNotFound` for an unknown system,
-        :class:`SubmitOutcomeUnknown` when the job could not be looked up, and
-        the last error when every attempt failed and no job exists.
-        """
-        s = self.settings
-        await self.ensure_version()
-        attempts = max(1, s.submit_attempts)
-        cid = correlation_id_for(job_name)
-        last: BaseException | None = None
-        for attempt in range(1, attempts + 1):
-            try:
-                with correlation_id(cid), self._system_checked(system):
-                    result = await self._authenticated(
-                        "submit",
-                        lambda: self.raw.submit(
-                            system,
-                            workdir,
-                            script_str=script,
-                            env_vars=env,
-                            account=account or None,
-                        ),
-                    )
-                return str(result["jobId"])
-            except Exception as e:
-                if sbatch_refusal(e) is not None:
-                    raise SubmitRefused(job_name, e) from e
-                if not is_transient(e):
-                    raise
-                last = e
-                again = attempt < attempts
-                if is_unprocessed(e):
-                    log.warning(
-                        "Submit of %s (correlation id %s) not accepted (%s), attempt %d of %d%s",
-                        job_name,
-                        cid,
-                        describe(e),
-                        attempt,
-                        attempts,
-                        "" if again else "; giving up",
-                    )
-                    if again:
-                        wait = self.gate.note(e)
-                        await asyncio.sleep(wait if wait is not None else self._backoff(attempt))
-                    continue
-                log.warning(
-                    "Submit of %s (correlation id %s) failed ambiguously (%s); "
-                    "looking it up by name",
-                    job_name,
-                    cid,
-                    describe(e),
-                )
-                with correlation_id(cid):  # the lookup belongs to the same submit
-                    found = await self._lookup_after_ambiguous(system, job_name, e)
-                if found is not None:
-                    log.info("Adopted job %s (%s) after an ambiguous submit", found, job_name)
-                    return found
-                if again:
-                    log.warning(
-                        "Job %s is not on the cluster; submitting again (attempt %d of %d)",
-                        job_name,
-                        attempt + 1,
-                        attempts,
-                    )
-                else:
-                    log.warning(
-                        "Job %s is not on the cluster after %d submit attempts; giving up",
-                        job_name,
-                        attempts,
-                    )
-        raise last if last is not None else RuntimeError("submit_attempts must be >= 1")
-
     async def submit_once(
         self,
         system: str,
@@ -422,34 +339,6 @@ class FirecrestClient:
                 raise SubmitRefused(job_name, e) from e
             raise
         return str(result["jobId"])
-
-    async def _lookup_after_ambiguous(
-        self, system: str, job_name: str, cause: BaseException
-    ) -> str | None:
-        """The id of the job named ``job_name``; None only if positively absent."""
-        deadline = time.monotonic() + self.settings.lookup_grace
-        delay = 0.5
-        while True:
-            try:
-                matches = await self.jobs_named(system, job_name)
-            except Exception as e:  # any failure means "don't know"
-                raise SubmitOutcomeUnknown(job_name, cause) from e
-            if matches:
-                ids = sorted(str(j["jobId"]) for j in matches)
-                if len(ids) > 1:
-                    log.warning("Several jobs named %s: %s; keeping %s", job_name, ids, ids[0])
-                return ids[0]
-            if time.monotonic() >= deadline:
-                return None
-            # Slurm may not list a job right after sbatch: look again briefly.
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
-
-    def _backoff(self, attempt: int) -> float:
-        s = self.settings
-        return backoff(
-            attempt, initial=s.backoff_initial, maximum=s.backoff_max, jitter=s.backoff_jitter
-        )
 
     async def write_private_file(self, system: str, directory: str, name: str, content: str) -> str:
         """Create ``directory`` (0700) and a 0600 file ``name`` in it; return its path.

@@ -103,8 +103,7 @@ class Doctor:
             backoff_max=1.0,
             backoff_jitter=0.2,
             max_retry_after=min(float(self.sp.firecrest_max_retry_after), 5.0),
-            submit_attempts=2,
-            lookup_grace=5.0,
+            lookup_grace=15.0,
             api_version=str(self.sp.firecrest_api_version or ""),
             verify=self.sp.firecrest_verify,
         )

@@ -2,20 +2,29 @@
 
 A job is written with the chosen profile's batch script and default options
 (or classic mode's ``batch_script`` and ``req_*``), through the same validator
-and script checks as a spawn, then submitted with :class:`FirecrestClient`.
+and script checks as a spawn, then submitted once with :class:`FirecrestClient`
+under a name unique to the run, with the spawner's safety (see :func:`submit`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import states
-from ..client import FirecrestClient, describe
+from ..client import (
+    FirecrestClient,
+    SubmitRefused,
+    SystemNotFound,
+    describe,
+    is_transient,
+    is_unprocessed,
+)
 from ..profiles.options import OptionError, UserInfo, validate_options, visible_profiles
 from ..profiles.script import ScriptRejected, ScriptTemplateError, log_path, render_batch_script
 from ..request import ensure_job_name
@@ -24,6 +33,8 @@ from .settings import config_req, job_workdir
 
 if TYPE_CHECKING:
     from .checks import Doctor
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -127,22 +138,114 @@ def make_plan(doctor: Doctor, profile_id: str = "") -> JobPlan:
     )
 
 
+class SubmitNotConfirmed(Exception):
+    """An ambiguous submit whose job did not show up under its name in time."""
+
+
 async def submit(
     doctor: Doctor, plan: JobPlan, cmd: str, job_name: str, env: dict[str, str]
 ) -> str:
-    """Submit a doctor job as the user; returns its id."""
+    """Submit a doctor job as the user, once, with the spawner's safety; returns its id.
+
+    One request (:meth:`~firecrestspawner.client.FirecrestClient.submit_once`)
+    under ``job_name``, unique to this run and known before the request is
+    sent. After an ambiguous failure (timeout, 5xx, dropped connection) the job
+    is looked up by that name and adopted if it shows up; it is never submitted
+    again, so a name never has two jobs. A submit interrupted in flight
+    (Ctrl-C, a deadline) cancels whatever carries the name, then goes on
+    being interrupted. A refusal, or a submit FirecREST provably did not act
+    on (429, 502, 503), raises as it is.
+    """
     from ..jobenv import job_environment
 
     client = doctor.user_client(plan.url)
     assert client is not None  # noqa: S101
     script = plan.script(cmd, job_name)
-    return await client.submit(
-        plan.system,
-        job_name=job_name,
-        workdir=plan.workdir,
-        script=script,
-        env=job_environment(env),
+    try:
+        return await client.submit_once(
+            plan.system,
+            job_name=job_name,
+            workdir=plan.workdir,
+            script=script,
+            env=job_environment(env),
+        )
+    except asyncio.CancelledError:
+        await cancel_named(client, plan.system, job_name)
+        raise
+    except Exception as e:
+        if (
+            not is_transient(e)
+            or is_unprocessed(e)
+            or isinstance(e, (SubmitRefused, SystemNotFound))
+        ):
+            raise
+        cause = e
+    window = client.settings.lookup_grace
+    log.warning(
+        "Submit of %s failed ambiguously (%s); looking it up by name", job_name, describe(cause)
     )
+    try:
+        ids = await jobs_named(client, plan.system, job_name, window)
+    except asyncio.CancelledError:
+        await cancel_named(client, plan.system, job_name)
+        raise
+    except Exception as e:
+        raise SubmitNotConfirmed(
+            f"FirecREST did not answer clearly ({describe(cause)}) and could not be asked "
+            f"whether job {job_name} exists ({describe(e)}); if it shows up, cancel it "
+            f"(scancel --name {job_name})"
+        ) from e
+    if not ids:
+        raise SubmitNotConfirmed(
+            f"FirecREST did not answer clearly ({describe(cause)}) and no job named "
+            f"{job_name} showed up within {window:.0f} s; if it shows up later, cancel it "
+            f"(scancel --name {job_name})"
+        )
+    if len(ids) > 1:  # cannot happen with one request, but never leave one behind
+        for extra in ids[1:]:
+            with contextlib.suppress(Exception):
+                await client.cancel(plan.system, extra)
+    log.info("Adopted job %s (%s) after an ambiguous submit", ids[0], job_name)
+    return ids[0]
+
+
+async def jobs_named(client: FirecrestClient, system: str, name: str, window: float) -> list[str]:
+    """Ids of the jobs called ``name``, sorted, looked up until one shows or ``window`` passes.
+
+    A new job may be listed late: one empty answer proves nothing.
+    """
+    deadline = time.monotonic() + window
+    delay = 0.5
+    while True:
+        found = sorted(str(j["jobId"]) for j in await client.jobs_named(system, name))
+        if found or time.monotonic() >= deadline:
+            return found
+        await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, 2.0)
+
+
+async def cancel_named(client: FirecrestClient, system: str, name: str) -> None:
+    """Cancel whatever carries ``name`` (after an interrupted submit); log what is left.
+
+    Bounded: at most the client's lookup window plus two request timeouts.
+    """
+    settings = client.settings
+
+    async def cancel_all() -> None:
+        for job_id in await jobs_named(client, system, name, settings.lookup_grace):
+            await client.cancel(system, job_id)
+            log.warning("Cancelled job %s (%s) of an interrupted submit", job_id, name)
+
+    try:
+        await asyncio.wait_for(cancel_all(), settings.lookup_grace + 2 * settings.request_timeout)
+    except (Exception, asyncio.CancelledError) as e:  # noqa: BLE001 - the caller goes on
+        log.warning(
+            "A job named %s may exist after an interrupted submit (%s); cancel it with "
+            "scancel --name %s",
+            name,
+            describe(e),
+            name,
+        )
 
 
 async def job_output(doctor: Doctor, plan: JobPlan, job_id: str, job_name: str) -> str:
@@ -301,10 +404,13 @@ async def _sa_cancel(
 __all__ = [
     "JobPlan",
     "PlanError",
+    "SubmitNotConfirmed",
+    "cancel_named",
     "cancel_quietly",
     "check_operator",
     "classic_regexes",
     "job_output",
+    "jobs_named",
     "make_plan",
     "submit",
 ]

@@ -313,20 +313,23 @@ async def _run_job(
         env["JUPYTERHUB_API_TOKEN"] = listener.token
     cmd = probe_command(wrapper, before)
     try:
-        job_id = await submit(doctor, plan, cmd, job_name, env)
-    except PlanError as e:
-        return Step("probe", title, "fail", str(e), "choose a profile with --profile ID")
-    except Exception as e:  # noqa: BLE001 - reported
-        return Step("probe", title, "fail", f"submit failed: {describe(e)}",
-                    "see FirecREST's message; check the profile's partition, account and "
-                    "time limit (firecrestspawner render shows the script)")  # fmt: skip
-    where = f" (profile {plan.profile!r})" if plan.profile else ""
-    lines.append(f"job {job_id} submitted as {o.user} on {plan.system}{where}, "
-                 f"reporting to {report_url}")  # fmt: skip
-    try:
-        return await _follow(doctor, plan, listener, job_id, job_name, timeout, lines)
+        try:
+            job_id = await submit(doctor, plan, cmd, job_name, env)
+        except PlanError as e:
+            return Step("probe", title, "fail", str(e), "choose a profile with --profile ID")
+        except Exception as e:  # noqa: BLE001 - reported
+            return Step("probe", title, "fail", f"submit failed: {describe(e)}",
+                        "see FirecREST's message; check the profile's partition, account and "
+                        "time limit (firecrestspawner render shows the script)")  # fmt: skip
+        where = f" (profile {plan.profile!r})" if plan.profile else ""
+        lines.append(f"job {job_id} submitted as {o.user} on {plan.system}{where}, "
+                     f"reporting to {report_url}")  # fmt: skip
+        try:
+            return await _follow(doctor, plan, listener, job_id, job_name, timeout, lines)
+        finally:
+            await cancel_quietly(doctor, plan, job_id)
     finally:
-        await cancel_quietly(doctor, plan, job_id)
+        # Also after a failed submit: the token file is of this run only.
         if token_path:
             with contextlib.suppress(Exception):
                 await client.remove_file(plan.system, token_path)

@@ -69,7 +69,6 @@ def client_settings(config: Any) -> fc.ClientSettings:
         read_attempts=config.firecrest_read_attempts,
         read_deadline=config.firecrest_read_deadline,
         max_retry_after=config.firecrest_max_retry_after,
-        submit_attempts=config.firecrest_submit_attempts,
         lookup_grace=min(config.not_found_grace_period, 10.0),
         api_version=config.firecrest_api_version,
         verify=config.firecrest_verify,

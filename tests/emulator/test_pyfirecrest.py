@@ -124,7 +124,7 @@ async def test_non_release_app_version_never_pins_an_old_api(app_version, tmp_pa
             # What an API pinned at "2" refuses (NotImplementedOnAPIversion):
             assert isinstance(await client.jobs("cluster", allusers=True), list)
             assert isinstance(await client.raw.job_info("cluster", account="x"), list)
-            job_id = await client.submit(
+            job_id = await client.submit_once(
                 "cluster",
                 job_name="fcs.test.v",
                 workdir=str(tmp_path),
@@ -220,7 +220,7 @@ async def test_sbatch_refusal_is_definite(emulator, tmp_path, script, reason):
     emulator.admin.clear_requests()
     try:
         with pytest.raises(fc.SubmitRefused) as info:
-            await client.submit(
+            await client.submit_once(
                 "cluster", job_name="fcs.refused", workdir=str(tmp_path), script=script, env={}
             )
     finally:

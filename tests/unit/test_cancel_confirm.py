@@ -34,7 +34,9 @@ async def submit(client: fc.FirecrestClient, system: str, workdir: Path, body: s
     script = (
         f"#!/bin/bash\n#SBATCH --job-name={name}\n#SBATCH --output={workdir}/{name}.log\n{body}\n"
     )
-    job_id = await client.submit(system, job_name=name, workdir=str(workdir), script=script, env={})
+    job_id = await client.submit_once(
+        system, job_name=name, workdir=str(workdir), script=script, env={}
+    )
     return str(job_id)
 
 

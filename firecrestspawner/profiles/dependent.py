@@ -279,14 +279,10 @@ def _consistency(option: m.Option, update: Mapping[str, Any]) -> str | None:
             return None  # reported by the field check
         if n_lo is not None and n_hi is not None and n_lo > n_hi:
             return f"min {_show(option, lo)} is above max {_show(option, hi)}"
-        if n_default is not None and (
-            (n_lo is not None and n_default < n_lo) or (n_hi is not None and n_default > n_hi)
-        ):
-            return (
-                f"default {_show(option, default)} is outside "
-                f"{_show(option, lo) if lo is not None else '-inf'} to "
-                f"{_show(option, hi) if hi is not None else 'inf'}"
-            )
+        if n_default is not None and n_hi is not None and n_default > n_hi:
+            return f"default {_show(option, default)} is above max {_show(option, hi)}"
+        if n_default is not None and n_lo is not None and n_default < n_lo:
+            return f"default {_show(option, default)} is below min {_show(option, lo)}"
     elif isinstance(option, (m.ChoiceOption, m.UenvOption)):
         left = update.get("choices", update.get("images"))
         if left is not None and not left:
@@ -336,7 +332,7 @@ def problems(
             )
             found.append(
                 (
-                    ["depends_on"],
+                    where,
                     f"`depends_on` refers to {controller!r}, which {what}",
                     "name an option declared above, one of: " + (", ".join(declared) or "(none)"),
                 )

@@ -177,6 +177,7 @@ def allow_list_problems(
 ) -> list[tuple[list[Any], str, str]]:
     """What ``validate`` refuses in an allow-list: (path below the option, message, hint)."""
     found: list[tuple[list[Any], str, str]] = []
+    bad_regex = False
     reserved = RESERVED.get(scheduler, frozenset())
     for name, spec in option.allow.items():
         if name in reserved:
@@ -201,6 +202,7 @@ def allow_list_problems(
         if spec.value is not None:
             problem = regex.regex_problem(spec.value)
             if problem is not None:
+                bad_regex = True
                 found.append(
                     (
                         ["allow", name, "value"],
@@ -208,13 +210,16 @@ def allow_list_problems(
                         "values are matched in linear time (RE2); rewrite without that construct",
                     )
                 )
-    if option.default and not found:
+    if option.default:
         try:
             parse(option, option.default)
         except OptionError as e:
             found.append(
                 (["default"], f"default: {e.message}", "fix the default or the allow-list")
             )
+        except Exception:  # a pattern RE2 refuses, reported above
+            if not bad_regex:
+                raise
     if option.req is not None:
         found.append(
             (

@@ -154,7 +154,7 @@ def problems(options: str) -> list[str]:
         ),
         (
             "      - {id: r, kind: duration, display_name: R, depends_on: {partition: {debug: {max: '30', default: '1:00:00'}}}}",
-            "while partition is debug: default 1 h is outside -inf to 30 min",
+            "while partition is debug: default 1 h is above max 30 min",
         ),
         (
             "      - {id: r, kind: integer, display_name: R, depends_on: {partition: {debug: {min: 4, max: 2}}}}",

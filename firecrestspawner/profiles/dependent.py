@@ -480,10 +480,13 @@ def rules_text(option: m.Option, labels: Mapping[str, str]) -> str:
 def rules_data(option: m.Option) -> dict[str, Any] | None:
     """The rules for the form's script: ``{"base": {...}, "rules": {controller: {value: {...}}}}``.
 
-    Durations are in seconds (``min_s``, ``max_s``) next to their text; every
+    Durations are ``HH:MM:SS`` with readable text (``min_text``, ``max_text``);
+    ``cluster_max`` (``{"option", "limit"}``) says which partition limit caps
+    the value (the partition's ``<option>`` carries ``data-fcs-limits``). Every
     value is data for ``|tojson``, never markup.
     """
-    if option.depends_on is None:
+    bound = getattr(option, "cluster_max", None)
+    if option.depends_on is None and bound is None:
         return None
     base = {k: getattr(option, k) for k in ("min", "max", "default") if hasattr(option, k)}
     if isinstance(option, m.ChoiceOption):
@@ -508,8 +511,9 @@ def rules_data(option: m.Option) -> dict[str, Any] | None:
         "base": view(base),
         "rules": {
             c: {v: view({**base, **_combine(option, [r])}) for v, r in by_value.items()}
-            for c, by_value in option.depends_on.items()
+            for c, by_value in (option.depends_on or {}).items()
         },
+        "cluster_max": None if bound is None else {"option": bound.option, "limit": bound.limit},
     }
 
 

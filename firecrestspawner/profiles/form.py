@@ -77,6 +77,8 @@ class ChoiceView:
     req: dict[str, str] = field(default_factory=dict)
     #: For uenv views: the image the view belongs to.
     image: str = ""
+    #: What the cluster reports as this name's limits (a partition's nodes, cpus).
+    limits: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -263,6 +265,7 @@ def _option_views(
                     label=c.text,
                     detail=c.detail,
                     selected=c.value == when_text(value),
+                    limits=dict(c.limits),
                 )
             )
         return [OptionView(kind="select", choices=choices, value=value, note=note, **base)]

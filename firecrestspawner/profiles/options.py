@@ -131,9 +131,12 @@ class ValidatedOptions:
         """
         variables: dict[str, object] = dict.fromkeys(BUILTIN_REQ_NAMES, "")
         variables.update(self.req)
-        variables.update(expert.template_items(self.profile, self.values))
+        items = expert.template_items(self.profile, self.values)
+        variables.update(items)
         if self.profile.legacy_lists:
             for option_id, value in self.values.items():
+                if option_id in items:
+                    continue  # scheduler options keep their items under the id
                 variables[option_id] = [_legacy_text(value)]
                 if isinstance(value, UenvValue):
                     variables[f"{option_id}_view"] = [value.view]

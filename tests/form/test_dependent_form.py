@@ -104,3 +104,36 @@ async def test_with_javascript_the_bound_follows_the_partition(page) -> None:
     assert await nnodes.get_attribute("min") == "2"
     assert await nnodes.get_attribute("max") == "2"
     assert await nnodes.input_value() == "2"
+
+
+def _cluster_html() -> str:
+    from firecrestspawner.cluster import partitions_to_choices
+    from firecrestspawner.profiles.choices import ClusterChoices
+
+    answer = [
+        {"name": "normal", "partition": "UP", "cpus": 256, "totalNodes": 8},
+        {"name": "debug", "partition": "UP", "cpus": 64, "totalNodes": 2},
+    ]
+    parts = ClusterChoices("partitions", "daint", partitions_to_choices(answer))
+    profile = PS.get("cluster-parts")
+    view = build_view(profile, user=ALICE, values={}, selected=True, cluster={"partition": parts})
+    return render_form([view])
+
+
+def test_partition_limits_from_firecrest_are_data_on_the_choices() -> None:
+    soup = BeautifulSoup(_cluster_html(), "html.parser")
+    debug = soup.find("option", attrs={"value": "debug"})
+    assert debug["data-fcs-limits"] == '{"cpus": 64, "nodes": 2}'
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(120)
+async def test_with_javascript_the_partition_limit_from_firecrest_caps_the_nodes(page) -> None:
+    await page.set_content(f"<!doctype html><body><form>{_cluster_html()}</form></body>")
+    nnodes = page.locator('input[name="cluster-parts.nnodes"]')
+    assert await nnodes.get_attribute("max") == "8"  # normal: 8 nodes (the option allows 64)
+    await nnodes.fill("6")
+    await page.select_option('select[name="cluster-parts.partition"]', "debug")
+    assert await nnodes.get_attribute("max") == "2"
+    assert await nnodes.get_attribute("min") == "1"
+    assert await nnodes.input_value() == "1"  # 6 is above debug's 2: back to the default

@@ -205,3 +205,24 @@ profiles:
         load_profile_text(text, name="x.yaml")
     assert [p.line for p in info.value.problems] == [11]
     assert "'--nope' is not allowed" in info.value.problems[0].message
+
+
+def test_legacy_lists_keep_the_items_under_the_option_id() -> None:
+    text = """
+legacy_lists: true
+systems: [{name: daint}]
+profiles:
+  - id: p
+    display_name: P
+    system: daint
+    options:
+      - id: extra
+        kind: scheduler_options
+        display_name: X
+        allow: {--exclusive: {}}
+"""
+    ps = ProfileSet(load_profile_text(text, name="x.yaml").profiles)
+    vo = validate_options(ps, {"extra": "--exclusive"}, user=ALICE)
+    assert "#SBATCH --exclusive" in directive_lines(vo.render_script(**SPAWN))
+    variables = vo.template_variables(**SPAWN)
+    assert [(item.name, item.value) for item in variables["extra"]] == [("--exclusive", "")]

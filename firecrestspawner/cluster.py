@@ -30,11 +30,13 @@ from typing import Any, Literal, Protocol
 
 from .client import describe
 from .profiles.choices import ClusterChoice, ClusterChoices, Origin
+from .profiles.identity import identity_choices
 
 log = logging.getLogger(__name__)
 
-Source = Literal["partitions", "reservations", "accounts", "nodes"]
-SOURCES: tuple[str, ...] = ("partitions", "reservations", "accounts", "nodes")
+Source = Literal["partitions", "reservations", "accounts", "nodes", "identity"]
+#: ``identity``: the user's Slurm accounts and Unix groups (userinfo), for allow-lists.
+SOURCES: tuple[str, ...] = ("partitions", "reservations", "accounts", "nodes", "identity")
 #: Sources whose answer does not depend on the user asking (cached once per system).
 SHARED_SOURCES = frozenset({"partitions", "reservations", "nodes"})
 
@@ -162,6 +164,8 @@ async def _fetch(client: StatusClient, system: str, source: str) -> tuple[Cluste
         return userinfo_to_accounts(await client.userinfo(system))
     if source == "nodes":
         return nodes_to_choices(await client.nodes(system))
+    if source == "identity":
+        return identity_choices(await client.userinfo(system))
     raise ValueError(f"unknown cluster source {source!r}; expected one of {', '.join(SOURCES)}")
 
 

@@ -213,7 +213,8 @@ class DemoStack:
         """The systems the profiles use: the emulator serves each of them."""
         from .profiles import ProfileDirectory
 
-        names = sorted({p.system for p in ProfileDirectory(self.profiles_dir).current()})
+        current = ProfileDirectory(self.profiles_dir).current()
+        names = sorted({v.system for p in current for v in (p.variants.values() or (p,))})
         if not names:
             raise DemoError(f"no valid profile in {self.profiles_dir}")
         return names

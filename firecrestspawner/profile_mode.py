@@ -46,7 +46,8 @@ from traitlets.config import Configurable
 from . import client as fc
 from .cluster import CACHE, ClusterChoice, ClusterChoices, PooledStatusClient
 from .errors import spawn_error
-from .profiles import Profile, ProfileDirectory, ProfileSet, form, regex
+from .profiles import Profile, ProfileDirectory, ProfileSet, form, identity, regex
+from .profiles.choices import allowed
 from .profiles.options import (
     OptionError,
     UserInfo,
@@ -55,6 +56,7 @@ from .profiles.options import (
     validate_options,
     visible_profiles,
 )
+from .profiles.systems import SYSTEM_OPTION, cluster_key
 from .request import SpawnRequest
 from .states import StateRegexes
 from .submission import option_error
@@ -128,6 +130,18 @@ class ProfileModeTraits(Configurable):
         """,
     ).tag(config=True)
 
+    cluster_identity_ttl = Float(
+        300.0,
+        help="""Seconds a user's Slurm accounts and Unix groups (FirecREST userinfo) are cached.
+
+        Read only when a profile, option, choice or uenv image has an
+        ``accounts`` or ``unix_groups`` allow-list, per system and user, within
+        ``profile_form_timeout``. When FirecREST does not answer, the last
+        answer is used; when there is none, what those lists restrict is not
+        shown and refused (fail closed), and the form says why.
+        """,
+    ).tag(config=True)
+
     allow_link_spawn = Bool(
         False,
         help="""Allow starting a server from a link with ``opt-`` query parameters.
@@ -166,11 +180,13 @@ class ProfileMode:
         *,
         form_timeout: float = 2.0,
         allow_link_spawn: bool = False,
+        identity_ttl: float = 300.0,
     ) -> None:
         self.profiles_dir = profiles_dir
         self.context = context
         self.form_timeout = form_timeout
         self.allow_link_spawn = allow_link_spawn
+        self.identity_ttl = identity_ttl
 
     # ------------------------------------------------------------ helpers
 
@@ -184,8 +200,58 @@ class ProfileMode:
     async def _status_client(self, url: str) -> PooledStatusClient:
         return PooledStatusClient(await self.context.client(url))
 
+    async def user(self, profile_set: ProfileSet) -> UserInfo:
+        """The user with their accounts and Unix groups on the systems allow-lists read.
+
+        Nothing is fetched when no allow-list of the set names ``accounts`` or
+        ``unix_groups``. Cached per system and user (``cluster_identity_ttl``);
+        an unread system is kept as unknown, and allow-lists fail closed there.
+        """
+        user = self.context.user
+        needed = identity.systems_needed(profile_set)
+        if not needed:
+            return user
+
+        async def one(system: str, url: str) -> identity.ClusterIdentity:
+            async def factory() -> PooledStatusClient:
+                return await self._status_client(url)
+
+            result = await CACHE.get(
+                factory,
+                firecrest_url=url,
+                system=system,
+                source="identity",
+                user=user.name,
+                ttl=self.identity_ttl,
+                timeout=self.form_timeout,
+            )
+            return identity.from_choices(result)
+
+        found = await asyncio.gather(
+            *(one(s, url or self.context.firecrest_url) for s, url in needed.items())
+        )
+        return UserInfo(user.name, user.groups, tuple(found))
+
     async def _cluster_choices(self, profile: Profile, user: UserInfo) -> dict[str, ClusterChoices]:
-        """Cluster-derived choices of the profile's options, fetched concurrently."""
+        """Cluster-derived choices of the profile's options, fetched concurrently.
+
+        Keyed by option id; for a multi-system profile by ``option@system``, for each
+        system the user may use it on.
+        """
+        if profile.variants:
+            parts = await asyncio.gather(
+                *(
+                    self._cluster_choices_of(v, user.on(name), multi=True)
+                    for name, v in profile.variants.items()
+                    if allowed(v, user.on(name))
+                )
+            )
+            return {k: v for part in parts for k, v in part.items()}
+        return await self._cluster_choices_of(profile, user.on(profile.system))
+
+    async def _cluster_choices_of(
+        self, profile: Profile, user: UserInfo, *, multi: bool = False
+    ) -> dict[str, ClusterChoices]:
         url = self._profile_url(profile)
         options = [
             o for o in profile.options if o.kind == "cluster_choice" and option_visible(o, user)
@@ -219,7 +285,7 @@ class ProfileMode:
                     result.note,
                     result.fetched_at,
                 )
-            return option.id, result
+            return (cluster_key(option.id, profile.system) if multi else option.id), result
 
         return dict(await asyncio.gather(*(one(o) for o in options)))
 
@@ -235,7 +301,7 @@ class ProfileMode:
         remember: bool = False,
     ) -> ValidatedOptions:
         """The one validator, with fresh cluster lists; refusals become 400 spawn errors."""
-        user = self.context.user
+        user = await self.user(profile_set)
         profile_id = raw.get(form.PROFILE_FIELD) if isinstance(raw, Mapping) else None
         visible = {p.id: p for p in visible_profiles(profile_set, user)}
         profile = visible.get(str(_last(profile_id))) if profile_id is not None else None
@@ -261,13 +327,13 @@ class ProfileMode:
     async def options_form(self, previous: Mapping[str, Any] | None) -> str:
         """Render the form: visible profiles, their options, remembered valid choices."""
         profile_set = await self.profile_set()
-        user = self.context.user
+        user = await self.user(profile_set)
+        notes: list[str] = [identity.missing_note(user.identities)]
         profiles = visible_profiles(profile_set, user)
         if not profiles:
-            return form.render_form([])
+            return form.render_form([], notes)
         fetched = await asyncio.gather(*(self._cluster_choices(p, user) for p in profiles))
         clusters = {p.id: c for p, c in zip(profiles, fetched, strict=True)}
-        notes: list[str] = []
         remembered: ValidatedOptions | None = None
         previous = SUBMITTED.pop(user.name, None) or dict(previous or {})
         if previous:
@@ -294,6 +360,10 @@ class ProfileMode:
             cluster = clusters[p.id]
             notes.extend(c.note for c in cluster.values() if c.note)
             mine = remembered is not None and remembered.profile.id == p.id
+            if mine and remembered is not None:
+                p = remembered.profile  # the variant of the remembered system
+            elif p.variants:
+                p = next(v for name, v in p.variants.items() if allowed(v, user.on(name)))
             # A card with defaults only is kept while its inputs are unchanged (CARDS).
             key = None
             if not mine:
@@ -352,7 +422,7 @@ class ProfileMode:
         """Declared fields of the selected profile only, checked early."""
         profile_set = await self.profile_set()
         profile_id = _last(form_data.get(form.PROFILE_FIELD))
-        visible = {p.id: p for p in visible_profiles(profile_set, self.context.user)}
+        visible = {p.id: p for p in visible_profiles(profile_set, await self.user(profile_set))}
         raw = form.form_to_options(form_data, visible.get(str(profile_id)))
         validated = await self.validate(profile_set, raw, remember=True)
         return validated.user_options()
@@ -367,7 +437,7 @@ class ProfileMode:
                 status_code=400,
             )
         profile_set = await self.profile_set()
-        user = self.context.user
+        user = await self.user(profile_set)
         # JupyterHub 6 strips the ``opt-`` prefix itself; 5.4 passes every query
         # argument as it came, so a 6-style link reaches us with the prefix.
         raw = {str(k).removeprefix("opt-"): _last(v) for k, v in query_data.items()}
@@ -375,7 +445,8 @@ class ProfileMode:
         visible = {p.id: p for p in visible_profiles(profile_set, user)}
         profile = visible.get(str(profile_id))
         if profile is not None:
-            unknown = sorted(set(raw) - _declared_keys(profile, user))
+            profile = profile.variants.get(str(raw.get(SYSTEM_OPTION)), profile)
+            unknown = sorted(set(raw) - _declared_keys(profile, user.on(profile.system)))
             if unknown:
                 raise spawn_error(
                     f"Invalid option {unknown[0]!r}: profile {profile.id!r} has no such option.",
@@ -411,9 +482,11 @@ class ProfileMode:
             firecrest_url=self._profile_url(vo.profile),
         )
 
-    def state_regexes(self, profile_id: str) -> StateRegexes | None:
-        """The state regexes of a running job's profile (None: the profile is gone)."""
+    def state_regexes(self, profile_id: str, system: str = "") -> StateRegexes | None:
+        """The state regexes of a running job's profile on its system (None: the profile is gone)."""
         profile = profile_directory(self.profiles_dir).current().get(str(profile_id))
+        if profile is not None and profile.variants:
+            profile = profile.variants.get(system)
         if profile is None:
             self.context.log.warning(
                 "Profile %r of a running server is gone; using default state regexes", profile_id

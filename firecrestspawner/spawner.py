@@ -154,7 +154,7 @@ class FirecRESTSpawnerBase(
         self.record.firecrest_url = self.record.firecrest_url or self.firecrest_url
         self.record.regexes = self._state_regexes()
         if self.profiles_dir and self.record.profile:
-            regexes = self._profile_mode().state_regexes(self.record.profile)
+            regexes = self._profile_mode().state_regexes(self.record.profile, self.record.system)
             if regexes is not None:
                 self.record.regexes = regexes
         r = self.record
@@ -312,6 +312,7 @@ class FirecRESTSpawnerBase(
             context,
             form_timeout=self.profile_form_timeout,
             allow_link_spawn=self.allow_link_spawn,
+            identity_ttl=self.cluster_identity_ttl,
         )
 
     async def get_options_form(self) -> str:

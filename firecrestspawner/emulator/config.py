@@ -95,6 +95,9 @@ class SystemConfig(_Model):
     #: {username: account}; "*" for everyone. Absent: the first of the user's
     #: ``accounts``; null: none is marked default.
     default_account: dict[str, str | None] = Field(default_factory=dict)
+    #: Supplementary Unix groups userinfo reports besides the user's own:
+    #: {username: [group, ...]}; "*" for everyone (real accounts add their /etc/group ones).
+    unix_groups: dict[str, list[str]] = Field(default_factory=dict)
     #: Users the server has SSH credentials for (None: everyone). Others get
     #: 500 "No SSH credentials found for user" on every endpoint that runs a
     #: command on the system, as with FirecREST's static-keys provider.

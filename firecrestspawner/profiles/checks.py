@@ -32,7 +32,7 @@ from ..states import (
 from . import dependent, expert
 from . import models as m
 from .errors import Problem, json_path, short
-from .gpus import check_gpu_names as _check_gpu_names
+from .gpus import check_gpu_names
 from .html_pattern import pattern_problem
 from .options import DECLARED_KINDS, when_text
 from .parse import block_line, position
@@ -48,6 +48,8 @@ from .script import (
     template_variables,
     unquoted_body_values,
 )
+from .systems import combine, expand, predeclared
+from .systems import problems as system_problems
 from .trial import declared_value_problems
 
 #: Request-variable names an option may not set: the spawner provides them.
@@ -334,22 +336,27 @@ def check_file(
             f"keep it on profile {spec.profiles[defaults_flagged[0]].id!r} only",
         )
 
+    for at, message, hint in system_problems(spec):
+        c.add(at, message, hint)
     resolved: list[m.Profile] = []
-    for i, p in enumerate(spec.profiles):
+    for i, p in expand(spec):  # a profile with `systems:` once per system
         parts: list[Any] = ["profiles", i]
         before = len(c.problems)
-        if p.id in seen_profiles:
+        if seen_profiles.get(p.id, i) != i:
             c.add(
                 [*parts, "id"],
                 f"duplicate profile id {p.id!r} (first at $.profiles[{seen_profiles[p.id]}])",
                 "profile ids are unique within a site",
             )
         seen_profiles.setdefault(p.id, i)
-        system = systems.get(p.system)
+        system = systems.get(p.system or "")
         if system is None:
-            close = difflib.get_close_matches(p.system, list(systems), n=1)
+            close = difflib.get_close_matches(p.system or "", list(systems), n=1)
+            bad: list[Any] = (
+                ["systems", p.systems.index(p.system or "")] if p.systems else ["system"]
+            )
             c.add(
-                [*parts, "system"],
+                [*parts, *bad],
                 f"unknown system {p.system!r}",
                 (f"did you mean `{close[0]}`? " if close else "")
                 + "declare it under `systems:` or use one of: "
@@ -361,7 +368,7 @@ def check_file(
 
         # options: ids, when rules, defaults
         option_ids: list[str] = [o.id for o in p.options]
-        declared: dict[str, m.Option] = {}
+        declared: dict[str, m.Option] = predeclared(spec, p)
         known_vars = set(BUILTIN_REQ_NAMES) | set(SPAWN_VARIABLES) | {expert.TEMPLATE_VARIABLE}
         known_vars |= set(spec.defaults) | set(p.req) | (set(system.req) if system else set())
         legacy = p.legacy_lists if p.legacy_lists is not None else spec.legacy_lists
@@ -471,8 +478,10 @@ def check_file(
                         last = c.problems[-1]
                         c.problems[-1] = dataclasses.replace(last, line=line_hint, column=1)
         if template is not None and template[1].startswith("builtin:"):
-            sys_index = next((k for k, s in enumerate(spec.systems) if s.name == p.system), None)
-            _check_gpu_names(c, spec, p, parts, sys_index, scheduler)
+            sys_index = next(
+                (k for k, s in enumerate(spec.systems) if s.name == (p.system or "")), None
+            )
+            check_gpu_names(c, spec, p, parts, sys_index, scheduler)
         if len(c.problems) != before or system is None or template is None:
             continue
         states = _resolve_states(scheduler, system.states, p.states)
@@ -481,13 +490,15 @@ def check_file(
             id=p.id,
             display_name=p.display_name,
             description=p.description,
-            system=p.system,
+            system=system.name,
             scheduler=scheduler,
             firecrest_url=url,
             workdir=system.workdir,
             default=p.default,
             groups=tuple(p.groups) if p.groups is not None else None,
             users=tuple(p.users) if p.users is not None else None,
+            accounts=tuple(p.accounts) if p.accounts is not None else None,
+            unix_groups=tuple(p.unix_groups) if p.unix_groups is not None else None,
             template=text,
             template_name=template_name,
             defaults=m.freeze({**spec.defaults, **system.req}),
@@ -504,7 +515,8 @@ def check_file(
             c.add(script_parts if found_at is None else found_at, message, hint)
         if not found:
             resolved.append(profile)
-    return resolved, c.problems, c.dependencies, c.warnings
+    once = list(dict.fromkeys(c.problems))  # a multi-system profile's shared problems once
+    return combine(spec, resolved), once, c.dependencies, list(dict.fromkeys(c.warnings))
 
 
 #: Characters no text a profile shows may hold: C0 and C1 controls (a description may

@@ -14,6 +14,7 @@ tests). The form shows them, and the validator accepts only what
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Literal
 
 from . import models as m
 from . import regex
+from .identity import ClusterIdentity, holds
 from .models import Profile, ProfileSet
 
 #: Where a list of cluster names came from: a FirecREST answer now (``live``), one
@@ -33,25 +35,65 @@ _CHOICE_RE = re.compile(m.CHOICE_PATTERN)
 
 @dataclass(frozen=True)
 class UserInfo:
-    """Who is spawning: the JupyterHub user name and group names."""
+    """Who is spawning: the JupyterHub user name and group names, and what the
+    cluster says (:class:`~.identity.ClusterIdentity` per system read; ``system``
+    is the one allow-lists check, set by :meth:`on`)."""
 
     name: str
     groups: tuple[str, ...] = ()
+    identities: tuple[ClusterIdentity, ...] = ()
+    system: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "groups", tuple(self.groups))
+        object.__setattr__(self, "identities", tuple(self.identities))
+
+    def on(self, system: str) -> UserInfo:
+        """This user as seen on ``system`` (whose accounts and Unix groups count)."""
+        return self if system == self.system else dataclasses.replace(self, system=system)
+
+    def identity(self, system: str | None = None) -> ClusterIdentity | None:
+        wanted = self.system if system is None else system
+        return next((i for i in self.identities if i.system == wanted), None)
 
 
-def is_allowed(groups: Sequence[str] | None, users: Sequence[str] | None, user: UserInfo) -> bool:
-    """Allow-list check: no lists means everyone; otherwise the user or one of their groups is listed."""
-    if groups is None and users is None:
+def is_allowed(
+    groups: Sequence[str] | None,
+    users: Sequence[str] | None,
+    user: UserInfo,
+    accounts: Sequence[str] | None = None,
+    unix_groups: Sequence[str] | None = None,
+) -> bool:
+    """Allow-list check: no lists means everyone; otherwise any listed name the user has.
+
+    ``accounts``/``unix_groups`` are checked on ``user.system`` (fail closed when unknown).
+    """
+    if groups is None and users is None and accounts is None and unix_groups is None:
         return True
-    return user.name in (users or ()) or bool(set(user.groups) & set(groups or ()))
+    if user.name in (users or ()) or bool(set(user.groups) & set(groups or ())):
+        return True
+    return holds(user, accounts, unix_groups)
+
+
+def allowed(item: object, user: UserInfo) -> bool:
+    """:func:`is_allowed` with the lists of a profile, option, choice or uenv image."""
+    return is_allowed(
+        getattr(item, "groups", None),
+        getattr(item, "users", None),
+        user,
+        getattr(item, "accounts", None),
+        getattr(item, "unix_groups", None),
+    )
+
+
+def profile_allowed(profile: Profile, user: UserInfo) -> bool:
+    """Whether the user may use the profile on at least one of its systems."""
+    return any(allowed(v, user.on(v.system)) for v in (profile.variants.values() or (profile,)))
 
 
 def visible_profiles(profile_set: ProfileSet, user: UserInfo) -> list[Profile]:
     """The profiles this user may see and use, in order."""
-    return [p for p in profile_set if is_allowed(p.groups, p.users, user)]
+    return [p for p in profile_set if profile_allowed(p, user)]
 
 
 def default_profile(profile_set: ProfileSet, user: UserInfo) -> Profile | None:
@@ -65,13 +107,13 @@ def default_profile(profile_set: ProfileSet, user: UserInfo) -> Profile | None:
 
 def option_visible(option: m.Option, user: UserInfo) -> bool:
     """Whether the option's own allow-list lets this user see it."""
-    return is_allowed(option.groups, option.users, user)
+    return allowed(option, user)
 
 
 def choice_keys(option: m.ChoiceOption | m.UenvOption, user: UserInfo) -> list[str]:
     """Keys of the choices (or uenv images) this user may pick, in order."""
     items = option.choices if isinstance(option, m.ChoiceOption) else option.images
-    return [key for key, item in items.items() if is_allowed(item.groups, item.users, user)]
+    return [key for key, item in items.items() if allowed(item, user)]
 
 
 # -- names from the cluster ------------------------------------------------------------
@@ -183,6 +225,7 @@ __all__ = [
     "ClusterChoices",
     "Origin",
     "UserInfo",
+    "allowed",
     "choice_keys",
     "cluster_choice_values",
     "cluster_lists",
@@ -190,6 +233,7 @@ __all__ = [
     "default_profile",
     "is_allowed",
     "option_visible",
+    "profile_allowed",
     "reported_names",
     "visible_profiles",
 ]

@@ -415,6 +415,7 @@ def cmd_render(
     """Validate options exactly as a spawn does and print the script it would submit."""
     from ..naming import job_name as make_job_name
     from ..redact import redact
+    from .identity import ClusterIdentity
     from .models import ProfileSet
     from .options import OptionError, UserInfo, cluster_lists, validate_options
     from .script import ScriptRejected, ScriptTemplateError
@@ -434,9 +435,15 @@ def cmd_render(
     except ValueError as e:
         err.write(f"error: {e}\n")
         return 2
-    user = UserInfo(args.user, tuple(args.group or ()))
+    names = {v.system for p in profile_set for v in (p.variants.values() or (p,))}
+    accounts = frozenset(getattr(args, "account", None) or ())
+    unix_groups = frozenset(getattr(args, "unix_group", None) or ())
+    identities = tuple(ClusterIdentity(n, accounts, unix_groups) for n in sorted(names))
+    user = UserInfo(args.user, tuple(args.group or ()), identities)
     try:
         chosen = profile_set.get(args.profile)
+        if chosen is not None and chosen.variants:  # --set system=NAME picks the variant
+            chosen = chosen.variants.get(raw.get("system", [""])[-1], chosen)
         cluster = cluster_lists({chosen.system: reported}) if chosen and reported else None
         vo = validate_options(profile_set, raw, user=user, cluster=cluster)
         workdir = args.workdir or f"{(vo.profile.workdir or '/home').rstrip('/')}/{user.name}"
@@ -491,7 +498,18 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         "--set", action="append", metavar="KEY=VALUE", help="an option value, as the form sends it"
     )
     p.add_argument("--user", default="user", help="user name (default: user)")
-    p.add_argument("--group", action="append", metavar="GROUP", help="a group of the user")
+    p.add_argument(
+        "--group", action="append", metavar="GROUP", help="a JupyterHub group of the user"
+    )
+    p.add_argument(
+        "--account",
+        action="append",
+        metavar="ACCOUNT",
+        help="a Slurm account (project) the user holds on every system (as userinfo says)",
+    )
+    p.add_argument(
+        "--unix-group", action="append", metavar="GROUP", help="a Unix group of the user"
+    )
     p.add_argument(
         "--cluster",
         action="append",

@@ -28,19 +28,20 @@ import jinja2
 from markupsafe import Markup
 
 from . import dependent
-from .choices import ClusterChoice, ClusterChoices
+from .choices import ClusterChoice, ClusterChoices, allowed
 from .helptext import render_help
 from .models import readable_duration
 from .options import (
     PROFILE_KEY,
     UenvValue,
     UserInfo,
-    is_allowed,
     option_active,
     option_default,
     option_visible,
     when_text,
 )
+from .systems import SYSTEM_OPTION, cluster_key
+from .systems import label as systems_label
 
 #: Form field carrying the profile id (also the ``user_options`` key).
 PROFILE_FIELD = PROFILE_KEY
@@ -109,6 +110,8 @@ class OptionView:
     #: Dependent limits (:mod:`.dependent`): as data for the script, and in words.
     depends: dict[str, Any] | None = None
     rules_text: str = ""
+    #: The option whose value picks which choices show (``ChoiceView.image``).
+    follows: str = ""
 
 
 @dataclass
@@ -172,9 +175,12 @@ def known_names(system: str, cluster: Mapping[str, ClusterChoices]) -> tuple[Clu
     They are read as lists of ``system`` (the profile's); the validator
     ignores static fallbacks (see :func:`~.choices.reported_names`).
     """
-    return tuple(
-        c if c.system == system else dataclasses.replace(c, system=system) for c in cluster.values()
-    )
+    out = []
+    for key, c in cluster.items():
+        # A multi-system profile's lists are keyed option@system (systems.cluster_key).
+        of = key.partition("@")[2] or system
+        out.append(c if c.system == of else dataclasses.replace(c, system=of))
+    return tuple(out)
 
 
 def default_value(
@@ -204,7 +210,7 @@ def _option_views(
     name: str,
     value: Any,
     user: UserInfo,
-    cluster: ClusterChoices | None,
+    cluster: ClusterChoices | Mapping[str, ClusterChoices] | None,
     active: bool,
 ) -> list[OptionView]:
     labels = {o.id: o.display_name for o in profile.options}
@@ -222,6 +228,10 @@ def _option_views(
         "active": active,
     }
     kind = option.kind
+    if isinstance(cluster, Mapping):  # a multi-system profile: every system's lists
+        if kind == "cluster_choice":
+            return [_multi_cluster_view(profile, option, value, user, cluster, base)]
+        cluster = None
     if kind == "choice":
         choices = [
             ChoiceView(
@@ -232,7 +242,7 @@ def _option_views(
                 req=_req_text(c.req),
             )
             for key, c in option.choices.items()
-            if is_allowed(c.groups, c.users, user)
+            if allowed(c, user)
         ]
         return [OptionView(kind="select", choices=choices, value=value, **base)]
     if kind == "cluster_choice":
@@ -318,13 +328,13 @@ def _option_views(
     if kind == "boolean":
         return [OptionView(kind="checkbox", value=bool(value), **base)]
     if kind == "scheduler_options":
-        allowed = ", ".join(
+        allow_text = ", ".join(
             name
             + ("" if spec.value is None else "=…" if name.startswith("--") else " …")
             + (" (repeatable)" if spec.repeatable else "")
             for name, spec in option.allow.items()
         )
-        hint = f"Separated by spaces. Allowed: {allowed}."
+        hint = f"Separated by spaces. Allowed: {allow_text}."
         base["description"] = f"{option.description} {hint}".strip()
         return [
             OptionView(
@@ -342,11 +352,7 @@ def _option_views(
             current = value if isinstance(value, Mapping) else {}
             image_now = when_text(current.get("image"))
             view_now = when_text(current.get("view"))
-        images = [
-            (key, img)
-            for key, img in option.images.items()
-            if is_allowed(img.groups, img.users, user)
-        ]
+        images = [(key, img) for key, img in option.images.items() if allowed(img, user)]
         image_choices = [
             ChoiceView(
                 value=key,
@@ -388,6 +394,42 @@ def _option_views(
     raise ValueError(f"option {option.id!r} has an unknown kind {kind!r}")
 
 
+def _multi_cluster_view(
+    profile: Any,
+    option: Any,
+    value: Any,
+    user: UserInfo,
+    cluster: Mapping[str, ClusterChoices] | None,
+    base: dict[str, Any],
+) -> OptionView:
+    """A cluster choice of a multi-system profile: the names of every system, each
+    tagged with it; the script shows the chosen system's, the validator takes only those."""
+    choices: list[ChoiceView] = []
+    notes: list[str] = []
+    for name in profile.variants:
+        found = (cluster or {}).get(cluster_key(option.id, name))
+        if found is None and not allowed(profile.variants[name], user.on(name)):
+            continue
+        items = (
+            found.items if found is not None else tuple(ClusterChoice(v) for v in option.fallback)
+        )
+        if found is not None and found.note:
+            notes.append(f"{name}: {found.note}")
+        if not option.required:
+            choices.append(ChoiceView("", "(none)", selected=value in ("", None), image=name))
+        for c in items:
+            mine = name == profile.system and c.value == when_text(value)
+            choices.append(ChoiceView(c.value, f"{c.text} ({name})", c.detail, mine, image=name))
+    return OptionView(
+        kind="select",
+        choices=choices,
+        value=value,
+        note=" ".join(notes),
+        follows=SYSTEM_OPTION,
+        **base,
+    )
+
+
 def build_view(
     profile: Any,
     *,
@@ -406,6 +448,7 @@ def build_view(
     values resolve to (for the summary).
     """
     cluster = cluster or {}
+    user = user.on(profile.system)
     values = dict(values)
     known = known_names(profile.system, cluster)
     holding: list[str] = []
@@ -417,9 +460,8 @@ def build_view(
                 option, values, holding[:-1], system=profile.system, cluster=known
             )
         if option.id not in values:
-            values[option.id] = default_value(
-                option, user=user, system=profile.system, cluster=cluster.get(option.id)
-            )
+            own = cluster.get(option.id) or cluster.get(cluster_key(option.id, profile.system))
+            values[option.id] = default_value(option, user=user, system=profile.system, cluster=own)
     active = active_options(profile, values, user)
     views: list[OptionView] = []
     for option in profile.options:
@@ -432,7 +474,7 @@ def build_view(
                 name=field_name(profile.id, option.id),
                 value=values.get(option.id),
                 user=user,
-                cluster=cluster.get(option.id),
+                cluster=cluster if profile.variants else cluster.get(option.id),
                 active=option.id in active,
             )
         )
@@ -441,7 +483,7 @@ def build_view(
         display_name=profile.display_name,
         description=profile.description,
         help_html=render_help(profile.spec.help),
-        system=profile.system,
+        system=systems_label(profile),
         selected=selected,
         options=views,
         req=_req_text(base_req or {}),

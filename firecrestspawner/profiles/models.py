@@ -63,6 +63,22 @@ SCHEMA_ID = (
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
+def _accounts(what: str) -> Any:
+    return _desc_none(
+        f"Only users who hold one of these Slurm accounts (projects) on the system, as FirecREST userinfo reports them, {what}. Any match of `groups`, `users`, `accounts`, `unix_groups` allows; userinfo not readable now: not allowed (docs/profile-visibility.md)."
+    )
+
+
+def _unix_groups(what: str) -> Any:
+    return _desc_none(
+        f"Only users in one of these Unix groups on the system (primary or supplementary, from FirecREST userinfo) {what}. Any match of `groups`, `users`, `accounts`, `unix_groups` allows."
+    )
+
+
+def _desc_none(text: str) -> Any:
+    return Field(None, description=text)
+
+
 # -- shared pieces -------------------------------------------------------------
 class States(_Model):
     """Regular expressions that read the scheduler state string.
@@ -156,6 +172,8 @@ class _OptionBase(_Model):
     users: list[Principal] | None = Field(
         None, description="Only these users (and members of `groups`) see this option."
     )
+    accounts: list[Principal] | None = _accounts("see this option")
+    unix_groups: list[Principal] | None = _unix_groups("see this option")
     depends_on: DependsOn | None = Field(
         None,
         description='Limits, default and choices that depend on options declared above: `{option id: {value: {min, max, default, choices}}}`, e.g. `{partition: {debug: {max: "30"}}}`. A rule holds while that option is active and has that value; what it gives replaces the option\'s own. See [Dependent options](#dependent-options).',
@@ -183,6 +201,8 @@ class Choice(_Model):
     users: list[Principal] | None = Field(
         None, description="Only these users may pick this choice."
     )
+    accounts: list[Principal] | None = _accounts("may pick this choice")
+    unix_groups: list[Principal] | None = _unix_groups("may pick this choice")
 
 
 class ChoiceOption(_OptionBase):
@@ -348,6 +368,8 @@ class UenvImage(_Model):
         None, description="Only members of these groups may pick this image."
     )
     users: list[Principal] | None = Field(None, description="Only these users may pick this image.")
+    accounts: list[Principal] | None = _accounts("may pick this image")
+    unix_groups: list[Principal] | None = _unix_groups("may pick this image")
 
 
 class UenvOption(_OptionBase):
@@ -397,6 +419,12 @@ OPTION_KINDS = (
 class ProfileSpec(_Model):
     """One way to run a notebook server: a system, a script, fixed values and options."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={"oneOf": [{"required": ["system"]}, {"required": ["systems"]}]},
+    )
+
     id: Slug = _desc("Identifier (slug): the form value, the key saved in spawner state.")
     display_name: DisplayText = _desc("Title shown in the spawn form.")
     description: LongText = Field("", description="Text shown under the title.")
@@ -404,13 +432,24 @@ class ProfileSpec(_Model):
         "",
         description="Help in Markdown, shown under the description: `*emphasis*`, `**strong**`, `` `code` ``, links to http(s) or mailto, lists. Raw HTML is shown as text; other Markdown stays plain.",
     )
-    system: SystemName = _desc("Name of the FirecREST system, one of the file's `systems`.")
+    system: SystemName | None = Field(
+        None,
+        description="Name of the FirecREST system, one of the file's `systems`. Write `system` or `systems`.",
+    )
+    systems: Annotated[list[SystemName], Field(min_length=2)] | None = Field(
+        None,
+        description="Several systems the user picks from in the form (a generated option `system`, the first is the default); options may depend on it with `when: {system: [...]}`. Write `system` or `systems`.",
+    )
     default: bool = Field(False, description="Preselected in the form; at most one per file.")
     groups: list[Principal] | None = Field(
         None,
-        description="Only members of these groups (or the `users`) see and may use this profile. Absent on both: everyone; an empty list allows nobody.",
+        description="Only members of these JupyterHub groups (or the `users`) see and may use this profile (not Unix groups: see `unix_groups`). None of `groups`, `users`, `accounts`, `unix_groups`: everyone; an empty list allows nobody.",
     )
-    users: list[Principal] | None = Field(None, description="User names allowed besides `groups`.")
+    users: list[Principal] | None = Field(
+        None, description="JupyterHub user names allowed besides `groups`."
+    )
+    accounts: list[Principal] | None = _accounts("see and may use this profile")
+    unix_groups: list[Principal] | None = _unix_groups("see and may use this profile")
     batch_script: BatchScript | None = Field(
         None,
         description="The batch script. Default: the built-in template of the system's scheduler.",
@@ -427,6 +466,12 @@ class ProfileSpec(_Model):
     options: list[Option] = Field(
         default_factory=list, description="Fields the user may set, in form order."
     )
+
+    @model_validator(mode="after")
+    def _one_system_key(self) -> ProfileSpec:
+        if (self.system is None) == (self.systems is None):
+            raise ValueError("give exactly one of system (one system) or systems (several)")
+        return self
 
 
 class System(_Model):
@@ -516,6 +561,11 @@ class Profile:
     source: str
     spec: ProfileSpec = field(repr=False, compare=False)
     html_patterns: Mapping[str, str] = field(default_factory=dict)
+    #: ``accounts`` / ``unix_groups`` allow-lists (cluster identity, see identity.py).
+    accounts: tuple[str, ...] | None = None
+    unix_groups: tuple[str, ...] | None = None
+    #: A multi-system profile: the resolved profile of each system (this one among them).
+    variants: Mapping[str, Profile] = field(default_factory=dict, repr=False, compare=False)
 
     def option(self, option_id: str) -> Option | None:
         for option in self.options:

@@ -44,6 +44,7 @@ from . import models as m
 from .choices import (
     ClusterChoices,
     UserInfo,
+    allowed,
     choice_keys,
     cluster_choice_values,
     cluster_lists,
@@ -55,6 +56,7 @@ from .choices import (
 )
 from .dependent import effective_option
 from .errors import OptionError, short
+from .identity import refusal
 from .models import Profile, ProfileSet, duration_seconds, format_duration, readable_duration
 from .numbers import MAX_NUMBER, check_integer, check_number, number_text
 from .script import (
@@ -65,6 +67,7 @@ from .script import (
     render_batch_script,
     trusted_variables,
 )
+from .systems import SYSTEM_OPTION, select
 
 #: Keys a framework adds to form data; dropped, never kept.
 IGNORED_KEYS = frozenset({"_xsrf"})
@@ -462,7 +465,9 @@ def validate_options(
         _check_string("options", key)
         data[key] = value
 
-    profile = _pick_profile(profile_set, data.pop(PROFILE_KEY, None), user)
+    profile, user = _variant(
+        _pick_profile(profile_set, data.pop(PROFILE_KEY, None), user), data, user
+    )
     options = {o.id: o for o in profile.options}
     view_keys = {f"{o.id}_view": o for o in profile.options if isinstance(o, m.UenvOption)}
     for key in data:
@@ -605,6 +610,16 @@ def _check_option(
     return typed, updates
 
 
+def _variant(profile: Profile, data: dict[str, Any], user: UserInfo) -> tuple[Profile, UserInfo]:
+    """The profile of the chosen system (multi-system profiles), and the user as seen there."""
+    if profile.variants:
+        wanted = _unwrap(SYSTEM_OPTION, data.get(SYSTEM_OPTION))
+        ok = {name: allowed(v, user.on(name)) for name, v in profile.variants.items()}
+        profile = select(profile, wanted, ok)
+        data[SYSTEM_OPTION] = profile.system
+    return profile, user.on(profile.system)
+
+
 def _pick_profile(profile_set: ProfileSet, wanted: Any, user: UserInfo) -> Profile:
     visible = visible_profiles(profile_set, user)
     wanted = _unwrap(PROFILE_KEY, wanted)
@@ -616,6 +631,10 @@ def _pick_profile(profile_set: ProfileSet, wanted: Any, user: UserInfo) -> Profi
     for profile in visible:
         if profile.id == wanted:
             return profile
+    hidden = profile_set.get(wanted) if isinstance(wanted, str) else None
+    reason = refusal(hidden, user) if hidden is not None else None
+    if reason is not None:  # fail closed, and say why
+        raise OptionError(PROFILE_KEY, reason)
     names = ", ".join(p.id for p in visible) or "(none)"
     raise OptionError(PROFILE_KEY, f"unknown profile {short(wanted)}; available to you: {names}")
 

@@ -86,7 +86,11 @@ def schema_problems(
         path = error.json_path
         hint = error.schema.get("x-hint", "") if isinstance(error.schema, dict) else ""
         v = error.validator
-        if v == "oneOf":
+        if v == "oneOf" and all(set(b) == {"required"} for b in error.validator_value):
+            keys = [f"`{b['required'][0]}`" for b in error.validator_value]
+            message = "write exactly one of " + ", ".join(keys)
+            hint = "`system:` names one system; `systems:` a list the user picks from"
+        elif v == "oneOf":
             branch = kind_branch(error)
             if branch is not None:
                 problems.extend(schema_problems(branch, name, doc))

@@ -17,6 +17,7 @@ from typing import Any
 from . import models as m
 from .choices import UserInfo
 from .errors import OptionError, short
+from .identity import ClusterIdentity
 from .options import DECLARED_KINDS, cluster_lists, validate_options
 from .script import ScriptRejected, ScriptTemplateError, render_batch_script, trusted_variables
 
@@ -54,9 +55,12 @@ def _trial_user(profile: m.Profile) -> UserInfo:
     """A user who may see every option of ``profile`` (as far as one user can)."""
     groups = set(profile.groups or ())
     users = list(profile.users or ())
+    accounts, unix_groups = set(profile.accounts or ()), set(profile.unix_groups or ())
     for option in profile.options:
         groups |= set(option.groups or ())
         users += list(option.users or ())
+        accounts |= set(option.accounts or ())
+        unix_groups |= set(option.unix_groups or ())
         items = (
             option.choices.values()
             if isinstance(option, m.ChoiceOption)
@@ -67,7 +71,11 @@ def _trial_user(profile: m.Profile) -> UserInfo:
         for item in items:
             groups |= set(item.groups or ())
             users += list(item.users or ())
-    return UserInfo(users[0] if users else "fcs-validate", tuple(sorted(groups)))
+            accounts |= set(item.accounts or ())
+            unix_groups |= set(item.unix_groups or ())
+    ident = ClusterIdentity(profile.system, frozenset(accounts), frozenset(unix_groups))
+    name = users[0] if users else "fcs-validate"
+    return UserInfo(name, tuple(sorted(groups)), (ident,), profile.system)
 
 
 def _trial_cluster(profile: m.Profile) -> Any:

@@ -231,7 +231,7 @@ def _from_schema(node: dict[str, Any], depth: int = 0) -> st.SearchStrategy[Any]
     if "enum" in node:
         return st.sampled_from(node["enum"])
     for key in ("oneOf", "anyOf"):
-        if key in node:
+        if key in node and "properties" not in node:  # an object's oneOf only says what is required
             return st.one_of([from_schema(branch, depth + 1) for branch in node[key]])
     kind = node.get("type")
     if kind == "string":

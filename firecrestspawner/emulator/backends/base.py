@@ -281,6 +281,11 @@ class Backend(ABC):
         """The user's Slurm accounts (``accounts``); empty without accounting."""
         return list(self.system.accounts.get(user, self.system.accounts.get("*")) or [])
 
+    def unix_groups_of(self, user: str) -> list[str]:
+        """Supplementary groups the configuration adds (``unix_groups``)."""
+        groups = self.system.unix_groups
+        return list(groups.get(user, groups.get("*")) or [])
+
     def default_account_of(self, user: str) -> str | None:
         """sacctmgr's DefaultAccount of ``user`` (see ``default_account``)."""
         accounts = self.accounts_of(user)
@@ -302,7 +307,8 @@ class Backend(ABC):
         return {
             "user": {"id": str(ident.uid), "name": user},
             "group": {"id": str(ident.gid), "name": ident.group},
-            "groups": [{"id": str(g), "name": n} for g, n in ident.groups],
+            "groups": [{"id": str(g), "name": n} for g, n in ident.groups]
+            + [{"id": str(30000 + k), "name": n} for k, n in enumerate(self.unix_groups_of(user))],
             "accounts": (
                 [{"name": a, "default": a == default} for a in accounts] if accounts else None
             ),

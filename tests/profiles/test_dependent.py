@@ -199,3 +199,72 @@ def test_every_bad_rule_is_reported_in_one_pass() -> None:
     assert len(found) == 2
     assert found[0].startswith("16:")
     assert found[1].startswith("17:")
+
+
+KINDS = """
+systems: [{name: daint}]
+profiles:
+  - id: p
+    display_name: P
+    system: daint
+    options:
+      - id: partition
+        kind: choice
+        display_name: Partition
+        choices: {normal: {display_name: n}, debug: {display_name: d}}
+      - id: uenv
+        kind: uenv
+        display_name: Image
+        images:
+          gnu/24:v1: {views: {default: {}}}
+          cuda/12:v1: {views: {default: {}}}
+        depends_on:
+          partition:
+            debug: {choices: [gnu/24:v1]}
+      - id: reservation
+        kind: cluster_choice
+        source: reservations
+        display_name: Reservation
+        required: false
+        depends_on:
+          partition:
+            debug: {choices: [course-a]}
+      - id: mem
+        kind: number
+        display_name: Memory
+        min: 0.5
+        max: 64
+        default: 8
+        depends_on:
+          partition:
+            debug: {max: 4.5}
+"""
+
+
+def test_uenv_cluster_choice_and_number_rules() -> None:
+    from firecrestspawner.profiles.options import cluster_lists
+
+    ps = ProfileSet(load_profile_text(KINDS, name="kinds.yaml").profiles)
+    cluster = cluster_lists({"daint": {"reservations": ["course-a", "course-b"]}})
+
+    def check(raw: dict[str, Any]) -> Any:
+        return validate_options(ps, raw, user=ALICE, cluster=cluster)
+
+    normal = check({"partition": "normal", "uenv": "cuda/12:v1", "reservation": "course-b"})
+    assert normal.req["uenv"] == "cuda/12:v1"
+    assert normal.req["mem"] == "8"
+    debug = check({"partition": "debug"})
+    assert debug.req["mem"] == "4.5"  # the default 8 moved inside debug's limit
+    assert debug.req["uenv"] == "gnu/24:v1"
+    for raw, field in (
+        ({"partition": "debug", "uenv": "cuda/12:v1"}, "uenv"),
+        ({"partition": "debug", "reservation": "course-b"}, "reservation"),
+        ({"partition": "debug", "mem": 5}, "mem"),
+    ):
+        with pytest.raises(OptionError) as info:
+            check(raw)
+        assert info.value.field == field
+        assert "while partition is debug" in info.value.message
+    assert check({"partition": "debug", "reservation": "course-a"}).req["reservation"] == (
+        "course-a"
+    )

@@ -34,7 +34,7 @@ trap cleanup EXIT
 status() { [ "$1" = 0 ] && echo ok || echo "FAILED ($1)"; }
 
 set +e
-firecrestspawner validate profiles/
+firecrestspawner validate profiles/ profiles/examples/
 validate_rc=$?
 ruff check .
 ruff_rc=$?

@@ -44,6 +44,7 @@ _PATTERN_HINTS = {
     m.CHOICE_PATTERN: "one word of letters, digits and `._:/@%+=-`; no spaces, quotes or '#'",
     m.DURATION_PATTERN: "write a Slurm time such as `30` (minutes), `1:00:00` or `1-00:00:00`, and quote it in TOML",
     m.PRINCIPAL_PATTERN: "a user or group name without spaces or control characters",
+    m.SCHEDULER_FLAG_PATTERN: "write the option as the scheduler spells it: `--exclusive` or `-l`",
 }
 
 

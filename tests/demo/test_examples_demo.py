@@ -256,15 +256,17 @@ async def test_with_javascript_the_form_follows_the_system_and_the_toggle(stack,
     await page.check('input[name="profile"][value="gc-gpu"]')
     icon = page.locator('input[name="gc-gpu.icon_data"][type=checkbox]')
     assert await icon.is_hidden()  # daint is preselected; the option is Santis-only
+    nnodes = page.locator('input[name="gc-gpu.nnodes"]')
+    assert await nnodes.get_attribute("max") == "16"
     await page.select_option('select[name="gc-gpu.system"]', "santis")
     assert await icon.is_visible()
+    assert await nnodes.get_attribute("max") == "8"  # depends_on: {system: {santis: ...}}
     account = page.locator('select[name="gc-gpu.account"]')
     shown = await account.locator("option:not([hidden])").evaluate_all(
         "(nodes) => nodes.map((n) => n.getAttribute('data-fcs-image'))"
     )
     assert set(shown) == {"santis"}
     await page.select_option('select[name="gc-gpu.partition"]', "debug")
-    nnodes = page.locator('input[name="gc-gpu.nnodes"]')
     assert await nnodes.get_attribute("max") == "2"
     await icon.check()
 

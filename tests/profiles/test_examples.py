@@ -159,6 +159,11 @@ def test_the_chosen_system_is_the_request_host() -> None:
             id="debug-partition-node-limit",
         ),
         pytest.param(
+            ["gpu-centre.yaml", "--profile=gc-gpu", "--set=system=santis", "--set=nnodes=9"],
+            "nnodes: 9 is outside the allowed range 1 to 8 (while system is santis)",
+            id="santis-node-limit",
+        ),
+        pytest.param(
             ["gpu-centre.yaml", "--profile=gc-gpu", "--set=system=eiger"],
             "system: 'eiger' is not a system of profile 'gc-gpu'",
             id="system-not-offered",

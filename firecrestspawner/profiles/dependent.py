@@ -496,7 +496,8 @@ def rules_data(option: m.Option) -> dict[str, Any] | None:
 
     def view(fields: Mapping[str, Any]) -> dict[str, Any]:
         out = {k: v for k, v in fields.items() if k in ("min", "max", "default")}
-        keys = fields.get("choices", fields.get("images", fields.get("allow")))
+        # A rule's images (uenv) or names (cluster_choice) win over the base's choices.
+        keys = fields.get("images", fields.get("allow", fields.get("choices")))
         if keys is not None:
             out["choices"] = list(keys)
         if isinstance(option, m.DurationOption):

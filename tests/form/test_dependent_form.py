@@ -137,3 +137,45 @@ async def test_with_javascript_the_partition_limit_from_firecrest_caps_the_nodes
     assert await nnodes.get_attribute("max") == "2"
     assert await nnodes.get_attribute("min") == "1"
     assert await nnodes.input_value() == "1"  # 6 is above debug's 2: back to the default
+
+
+UENV = """
+systems: [{name: daint}]
+profiles:
+  - id: u
+    display_name: U
+    system: daint
+    options:
+      - id: partition
+        kind: choice
+        display_name: Partition
+        choices: {normal: {display_name: n}, debug: {display_name: d}}
+      - id: uenv
+        kind: uenv
+        display_name: Image
+        images:
+          cuda/12:v1: {views: {cuda: {}}}
+          gnu/24:v1: {views: {default: {}, modules: {}}}
+        depends_on:
+          partition:
+            debug: {choices: [gnu/24:v1]}
+"""
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(120)
+async def test_with_javascript_an_image_rule_also_updates_the_views(page) -> None:
+    from firecrestspawner.profiles.loader import load_profile_text
+
+    profile = load_profile_text(UENV, name="u.yaml").profiles[0]
+    html = render_form([build_view(profile, user=ALICE, values={}, selected=True)])
+    await page.set_content(f"<!doctype html><body><form>{html}</form></body>")
+    image = page.locator('select[name="u.uenv"]')
+    view = page.locator('select[name="u.uenv_view"]')
+    assert await image.input_value() == "cuda/12:v1"
+    assert await view.input_value() == "cuda"
+    await page.select_option('select[name="u.partition"]', "debug")
+    assert await image.input_value() == "gnu/24:v1"
+    assert await view.input_value() == "default"
+    hidden = await image.locator('option[value="cuda/12:v1"]').get_attribute("disabled")
+    assert hidden is not None

@@ -267,7 +267,9 @@ def _template_section() -> list[str]:
     from .checks import SCHEDULER_STATES
     from .dependent import DOC as DEPENDENT_DOC
     from .expert import DOC as EXPERT_DOC
+    from .identity import DOC as IDENTITY_DOC
     from .options import IGNORED_KEYS
+    from .peers import DOC as PEERS_DOC
     from .sandbox import (
         MAX_FORMAT_WIDTH,
         MAX_RANGE,
@@ -276,6 +278,7 @@ def _template_section() -> list[str]:
         SAFE_FILTERS,
     )
     from .script import BUILTIN_REQ_NAMES, BUILTIN_TEMPLATES, SPAWN_VARIABLES
+    from .systems import DOC as SYSTEMS_DOC
 
     lines = [
         "## Checking files (CI)",
@@ -360,6 +363,8 @@ def _template_section() -> list[str]:
             "RE2 (linear time); a construct RE2 cannot run is refused when the file is loaded."
         ),
         "",
+        *IDENTITY_DOC,
+        *SYSTEMS_DOC,
         *DEPENDENT_DOC,
         *EXPERT_DOC,
         "## Option values from users",
@@ -383,7 +388,7 @@ def _template_section() -> list[str]:
         cells = [code(st.pending), code(st.running), code(st.unknown), code(st.exechost)]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("")
-    return lines
+    return lines + PEERS_DOC
 
 
 DEFAULT_CMD = "firecrestspawner-singleuser jupyterhub-singleuser"

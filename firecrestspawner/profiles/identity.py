@@ -151,6 +151,7 @@ def refusal(profile: Profile, user: UserInfo) -> str | None:
 
 __all__ = [
     "ACCOUNT",
+    "DOC",
     "UNIX_GROUP",
     "ClusterIdentity",
     "from_choices",
@@ -161,4 +162,65 @@ __all__ = [
     "restricted",
     "systems_needed",
     "userinfo_names",
+]
+
+
+#: The section of docs/profiles.md (``firecrestspawner schema --markdown``).
+DOC = [
+    "## Who sees what: JupyterHub groups, Slurm accounts, Unix groups",
+    "",
+    (
+        "A profile, an option, a choice and a uenv image may each carry four allow-lists. "
+        "Without any of them everyone sees the item; with any of them, a user who matches "
+        "**one** entry of **any** list sees it (an empty list matches nobody). A hidden "
+        "profile, option, choice or image is also refused when a request names it: the form, "
+        "an `opt-` link, a REST body, options saved from an earlier spawn and `start()` all "
+        "go through the same validator, so a crafted request gets a 400 naming the field."
+    ),
+    "",
+    "| key | names | where the name comes from | how it gets there |",
+    "|---|---|---|---|",
+    ("| `users` | JupyterHub user names | the hub's user | the authenticator's user name |"),
+    (
+        "| `groups` | **JupyterHub** groups (not Unix groups) | the hub's database | the "
+        "authenticator manages groups (`manage_groups`, e.g. from an OAuth claim), "
+        "`c.JupyterHub.load_groups`, or the REST API |"
+    ),
+    (
+        "| `accounts` | Slurm accounts (projects) | FirecREST `GET /status/{system}/userinfo` "
+        "(`accounts`, from `sacctmgr`) on the profile's system | nothing to configure: the "
+        "scheduler's own associations |"
+    ),
+    (
+        "| `unix_groups` | Unix groups, primary and supplementary | the same userinfo (`group`, "
+        "`groups`, from `id`) | nothing to configure: the cluster's own groups |"
+    ),
+    "",
+    (
+        "`accounts` and `unix_groups` are read only when some item of the loaded profiles "
+        "uses them, per system and user, through the same cache as cluster choices "
+        "(`cluster_identity_ttl`, default 300 s; at most `profile_form_timeout` seconds of "
+        "waiting). When a refresh fails, the last answer is used and the form says how old "
+        "it is. When there is no answer at all (FirecREST down, userinfo failing because the "
+        "site has no Slurm accounting), the user holds **nothing** there: every item "
+        "restricted only by `accounts`/`unix_groups` is hidden and refused (fail closed). The "
+        "form then says that profiles and options restricted to projects or Unix groups on "
+        "that system are not shown now, and a request for such a profile is refused with "
+        "that reason instead of 'unknown profile'. `accounts: null` in userinfo (no "
+        "accounting) means no account: use `unix_groups` on such sites. For a profile with "
+        "`systems:`, the lists are checked on each system: the form offers only the systems "
+        "where the user matches, and options, choices and images are checked on the chosen one."
+    ),
+    "",
+    "```yaml",
+    "- id: bigmem",
+    "  display_name: Large-memory node",
+    "  system: hpc",
+    "  accounts: [bigmem-2026, g152]   # Slurm accounts on hpc",
+    "  unix_groups: [hpcstaff]         # or this Unix group on hpc",
+    "  groups: [admins]                # or this JupyterHub group",
+    "```",
+    "",
+    "See `profiles/examples/project-site.yaml` for a whole site.",
+    "",
 ]

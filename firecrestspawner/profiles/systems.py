@@ -160,6 +160,7 @@ def cluster_key(option_id: str, system: str) -> str:
 
 
 __all__ = [
+    "DOC",
     "SYSTEM_OPTION",
     "cluster_key",
     "combine",
@@ -170,4 +171,31 @@ __all__ = [
     "select",
     "system_names",
     "system_option",
+]
+
+
+#: The section of docs/profiles.md (``firecrestspawner schema --markdown``).
+DOC = [
+    "## Several systems in one profile",
+    "",
+    (
+        "Write `systems: [daint, santis]` instead of `system:` to offer one profile on several "
+        "systems of the file. The form then starts the profile with a generated option, "
+        "`system` (a choice of those systems, labelled with their `display_name`, the first "
+        "the default), which sets `req_host`. Options may depend on it like on any choice: "
+        "`when: {system: [santis]}` shows an option on Santis only, `depends_on: {system: "
+        "{santis: {max: 8}}}` changes a limit there. A `cluster_choice` reads its names from "
+        "the chosen system (the form lists every system's names, each marked with its system; "
+        "the inline script shows the chosen system's, and the server accepts only those). The "
+        "spawn goes to the chosen system with that system's scheduler, built-in template, "
+        "`req`, `workdir` and state regexes; the system is saved with the job, so poll and "
+        "stop after a hub restart use it. `validate` checks the profile once per system (a "
+        "template variable missing on one system, a PBS system asked for `gpus`), and reports "
+        "a problem the systems share once. The option id `system` is reserved in such a "
+        "profile. Saved options carry `system` like any option; files that use `system:` are "
+        "unchanged."
+    ),
+    "",
+    "See `profiles/examples/gpu-centre.yaml` for a profile on two GPU systems.",
+    "",
 ]

@@ -13,6 +13,7 @@ tests/demo/test_examples_demo.py.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -195,3 +196,25 @@ def test_render_refuses_what_the_examples_forbid(args: list[str], refusal: str) 
     result = run("render", f"profiles/examples/{file}", "--cluster=accounts=g152", *rest, *SPAWN)
     assert result.returncode == 1
     assert refusal in result.stderr
+
+
+def test_the_reference_compares_the_format_with_the_peers_and_readme_links_resolve() -> None:
+    doc = (ROOT / "docs" / "profiles.md").read_text(encoding="utf-8")
+    section = doc.split("## Compared with KubeSpawner, batchspawner and Open OnDemand", 1)[1]
+    header = next(line for line in section.splitlines() if line.startswith("| feature |"))
+    for peer in ("KubeSpawner `profile_list`", "batchspawner forms", "Open OnDemand `form.yml`"):
+        assert peer in header
+    assert "how to translate" in header
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) >= 10  # one row per feature, after the header
+    for title in ("From a KubeSpawner", "From a batchspawner form", "From an Open OnDemand"):
+        assert f"### {title}" in section
+    # The three sources of visibility, side by side.
+    assert "## Who sees what: JupyterHub groups, Slurm accounts, Unix groups" in doc
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    anchors = {
+        "#" + "".join(c for c in h.lower().replace(" ", "-") if c.isalnum() or c in "-_")
+        for h in (line.lstrip("#").strip() for line in doc.splitlines() if line.startswith("## "))
+    }
+    for link in set(re.findall(r"docs/profiles\.md(#[\w-]+)", readme)):
+        assert link in anchors, link

@@ -381,3 +381,25 @@ def test_form_offers_the_systems_and_tags_cluster_names_with_theirs(profiles):
     vo = validate_options(profiles, raw, user=user, cluster=form.known_names("daint", cluster))
     assert vo.profile.system == "eiger"
     assert "gpus_per_node" not in vo.values
+
+
+def test_a_running_jobs_state_regexes_are_its_systems(tmp_path):
+    # After a hub restart, poll reads the job's state with the regexes of the system it runs on.
+    import logging
+
+    from firecrestspawner.profile_mode import ProfileContext, ProfileMode
+
+    (tmp_path / "site.yaml").write_text(SITE)
+
+    async def no_client(url: str):  # never called
+        raise AssertionError(url)
+
+    context = ProfileContext(UserInfo("alice"), "https://f7t", {}, no_client, logging.getLogger())
+    mode = ProfileMode(str(tmp_path), context)
+    pbs = mode.state_regexes("anywhere", "pbsx")
+    slurm = mode.state_regexes("anywhere", "eiger")
+    assert pbs is not None
+    assert slurm is not None
+    assert pbs.running.startswith("^(?:R|E")
+    assert "RUNNING" in slurm.running
+    assert mode.state_regexes("anywhere", "lumi") is None  # a system the profile lost

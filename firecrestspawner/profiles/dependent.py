@@ -426,7 +426,9 @@ def _rule_phrase(option: m.Option, update: Mapping[str, Any]) -> str:
     parts = []
     if isinstance(option, BOUNDED_KINDS):
         lo, hi, default = update.get("min"), update.get("max"), update.get("default")
-        if lo is not None and hi is not None:
+        if lo is not None and hi is not None and _show(option, lo) == _show(option, hi):
+            parts.append(f"exactly {_show(option, lo)}")
+        elif lo is not None and hi is not None:
             parts.append(f"{_show(option, lo)} to {_show(option, hi)}")
         elif hi is not None:
             parts.append(f"up to {_show(option, hi)}")

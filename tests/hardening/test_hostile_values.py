@@ -51,7 +51,11 @@ profiles:
 
 
 def _sets() -> list[ProfileSet]:
-    sets = [load_profile_file(p) for p in sorted((ROOT / "profiles").iterdir())]
+    files = sorted(p for p in (ROOT / "profiles").iterdir() if p.is_file())
+    # Two examples with dependent and expert options (project-site.yaml needs the user's
+    # cluster identity from FirecREST: its own tests cover it).
+    files += [ROOT / "profiles" / "examples" / n for n in ("gpu-centre.yaml", "pbs-select.yaml")]
+    sets = [load_profile_file(p) for p in files]
     sets.append(ProfileSet(load_profile_text(PERMISSIVE, name="open.yaml").profiles))
     return sets
 

@@ -43,8 +43,21 @@ defaults:
 profiles:
   - id: open
     display_name: Everyone
-    system: cluster
+    system: daint
     default: true
+    options:
+      - id: memory
+        kind: choice
+        display_name: Memory
+        choices:
+          8G: {display_name: 8 GB}
+          500G: {display_name: 500 GB (project g152), accounts: [g152]}
+      - id: exclusive
+        kind: boolean
+        display_name: Whole node (Unix group csstaff)
+        unix_groups: [csstaff]
+        req: options
+        true_value: --exclusive
   - id: g152-large
     display_name: Large memory (project g152)
     system: daint
@@ -101,6 +114,13 @@ def profiles_dir(tmp_path_factory, hub_emulator, workdir) -> Path:
     return directory
 
 
+@pytest.fixture(autouse=True)
+def identity_timeout(use_spawner):
+    """A bound the first userinfo read (token grant + request) meets on a loaded machine:
+    within it, what the cluster says decides; past it, the form fails closed (tested below)."""
+    use_spawner(profile_form_timeout=10)
+
+
 def job_of(emu, user, job_id: str) -> dict:
     """The user's job (job ids are per system: two systems both have a job 1)."""
     (job,) = [j for j in jobs_of(emu, user.name) if j["jobId"] == job_id]
@@ -116,6 +136,9 @@ async def test_the_form_shows_what_the_cluster_says_the_user_holds(app, use_spaw
     _, bob = await make_user("id-bob")
     _, soup = await spawn_page(app, alice)
     assert offered(soup) == ["open", "g152-large", "staff-unix", "both"]
+    memory = soup.find("select", attrs={"name": "open.memory"})
+    assert [o["value"] for o in memory.find_all("option")] == ["8G", "500G"]
+    assert soup.find("input", attrs={"name": "open.exclusive", "type": "checkbox"}) is not None
     _, soup = await spawn_page(app, bob)
     assert offered(soup) == ["open", "both"]
 
@@ -123,7 +146,7 @@ async def test_the_form_shows_what_the_cluster_says_the_user_holds(app, use_spaw
 async def test_a_user_without_the_account_is_refused_on_every_path(
     app, use_spawner, make_user, hub_emulator
 ):
-    use_spawner(allow_link_spawn=True)
+    use_spawner(allow_link_spawn=True, profile_form_timeout=10)
     user, cookies = await make_user("id-bob")
     # form POST (crafted: the form does not offer it)
     r = await post_form(app, cookies, {"profile": "g152-large"})
@@ -149,6 +172,31 @@ async def test_a_user_without_the_account_is_refused_on_every_path(
     assert jobs_of(hub_emulator, user.name) == []
 
 
+async def test_restricted_choices_and_options_are_refused_on_link_and_rest_paths(
+    app, use_spawner, make_user, hub_emulator
+):
+    use_spawner(allow_link_spawn=True, profile_form_timeout=10)
+    user, cookies = await make_user("id-bob")
+    _, soup = await spawn_page(app, cookies)
+    memory = soup.find("select", attrs={"name": "open.memory"})
+    assert [o["value"] for o in memory.find_all("option")] == ["8G"]
+    assert soup.find(attrs={"name": "open.exclusive"}) is None
+    for field, query in (
+        ("memory", {"opt-profile": "open", "opt-memory": "500G"}),
+        ("exclusive", {"opt-profile": "open", "opt-exclusive": "true"}),
+    ):
+        r, soup = await spawn_page(app, cookies, **query)
+        assert r.status_code == 400
+        assert field in error_text(soup)
+        body = {k.removeprefix("opt-"): v for k, v in query.items()}
+        r = await api_request(
+            app, "users", user.name, "server", method="post", data=json.dumps(body)
+        )
+        assert r.status_code == 400
+        assert field in r.json()["message"]
+    assert jobs_of(hub_emulator, user.name) == []
+
+
 async def test_the_account_holder_spawns_the_restricted_profile(
     app, use_spawner, make_user, hub_emulator
 ):
@@ -170,6 +218,9 @@ async def test_the_account_holder_spawns_the_restricted_profile(
 async def test_unreadable_userinfo_hides_and_refuses_and_the_form_says_why(
     app, use_spawner, make_user, hub_emulator
 ):
+    # The site's bound (short here): a spawn must be refused well within the hub's
+    # slow_spawn_timeout, so the REST answer is the 400 itself.
+    use_spawner(profile_form_timeout=0.5)
     user, cookies = await make_user("id-alice")
     before = len(jobs_of(hub_emulator, user.name))
     hub_emulator.admin.set_faults(rules=[{"route": "GET /status/*userinfo*", "status": 503}])

@@ -200,11 +200,13 @@ async def _load(spec: dict[str, Any]) -> dict[str, Any]:
     print("ready", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     started = time.perf_counter()
+    cpu = time.process_time()
     tasks = [asyncio.create_task(one(c, u)) for c, u in zip(clients, users, strict=True)]
     await asyncio.sleep(spec["seconds"])
     stop.set()
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu
     for c in {id(c): c for c in [*clients, shared]}.values():
         await c.aclose()
     return {
@@ -215,6 +217,8 @@ async def _load(spec: dict[str, Any]) -> dict[str, Any]:
         # own time between a response and the next request is not in it).
         "in_flight": sum(latencies) / elapsed,
         "latency_p50_ms": percentile(latencies, 50) * 1e3,
+        # The load process's own CPU (of the machine's cores) while it ran.
+        "load_cpu_share": cpu / elapsed,
     }
 
 
@@ -265,6 +269,17 @@ def _cpu_seconds(pid: int | None) -> float:
     except OSError:
         return float("nan")
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rss_mb(pid: int | None) -> float:
+    """Resident memory of process ``pid`` in MB (Linux), NaN if unknown."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return float("nan")
 
 
 def _stats(samples: list[float]) -> dict[str, float]:
@@ -319,6 +334,7 @@ async def measure(
         samples, load = await _phase(base, spec, seconds, load_cpus)
         # The hub's CPU time per request of the load (its health probes are few and cheap).
         load["hub_cpu_ms"] = (_cpu_seconds(hub_pid) - cpu) / max(1, load["requests"]) * 1e3
+        load["hub_rss_mb"] = _rss_mb(hub_pid)
         phases[name] = {"health": _stats(samples), "load": load}
     missing = {"health": _stats([]), "load": {"requests": 0, "status_codes": []}}
     result: dict[str, Any] = {
@@ -512,7 +528,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{'':<38} load: {load['requests']} requests, {load['rate_per_s']:.0f}/s, "
             f"status {load['status_codes']}, {load['in_flight']:.1f} in flight on average, "
-            f"p50 {load['latency_p50_ms']:.1f} ms; hub CPU {load['hub_cpu_ms']:.2f} ms/request"
+            f"p50 {load['latency_p50_ms']:.1f} ms; hub CPU {load['hub_cpu_ms']:.2f} ms/request, "
+            f"hub RSS {load['hub_rss_mb']:.0f} MB; load process CPU {load['load_cpu_share']:.0%}"
         )
     print(
         f"{result['concurrency']} clients at once, {result['seconds']:.0f} s per phase, hostile "

@@ -210,15 +210,27 @@ async def _load(spec: dict[str, Any]) -> dict[str, Any]:
     for c in {id(c): c for c in [*clients, shared]}.values():
         await c.aclose()
     return {
-        "requests": len(codes),
         "status_codes": sorted(set(codes)),
-        "rate_per_s": len(codes) / elapsed,
+        "latencies": latencies,
+        "elapsed": elapsed,
+        "cpu": cpu,
+    }
+
+
+def _load_summary(slices: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the load did over its slices: requests, rate, in flight, its own CPU."""
+    latencies = [x for s in slices for x in s["latencies"]]
+    elapsed = sum(s["elapsed"] for s in slices) or float("nan")
+    return {
+        "requests": len(latencies),
+        "status_codes": sorted({c for s in slices for c in s["status_codes"]}),
+        "rate_per_s": len(latencies) / elapsed,
         # Little's law: requests the hub had in flight on average (the clients'
         # own time between a response and the next request is not in it).
         "in_flight": sum(latencies) / elapsed,
         "latency_p50_ms": percentile(latencies, 50) * 1e3,
         # The load process's own CPU (of the machine's cores) while it ran.
-        "load_cpu_share": cpu / elapsed,
+        "load_cpu_share": sum(s["cpu"] for s in slices) / elapsed,
     }
 
 
@@ -302,6 +314,7 @@ async def measure(
     load_cpus: set[int] | None = None,
     order: tuple[str, ...] = (),
     hub_pid: int | None = None,
+    rounds: int = 1,
 ) -> dict[str, Any]:
     """Health latencies idle, under the floor loads and under ``concurrency`` hostile clients."""
     users = [f"bench-{i}" for i in range(concurrency)]
@@ -327,15 +340,27 @@ async def measure(
         "floor_health": ("health", ""),
         "floor_home": ("home", ""),
     }
-    for name in order or (PHASES if floor else PHASES[:2]):
-        kind, profile = plan[name]
-        spec = {"kind": kind, "profile": profile, "users": users, "token": token}
-        cpu = _cpu_seconds(hub_pid)
-        samples, load = await _phase(base, spec, seconds, load_cpus)
+    names = order or (PHASES if floor else PHASES[:2])
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    slices: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    hub_cpu = dict.fromkeys(names, 0.0)
+    # ``rounds`` > 1: the phases take turns in shorter slices, so that a change
+    # of the machine's load during the run weighs on every phase alike.
+    for _ in range(max(1, rounds)):
+        for name in names:
+            kind, profile = plan[name]
+            spec = {"kind": kind, "profile": profile, "users": users, "token": token}
+            cpu = _cpu_seconds(hub_pid)
+            health, load = await _phase(base, spec, seconds / max(1, rounds), load_cpus)
+            hub_cpu[name] += _cpu_seconds(hub_pid) - cpu
+            samples[name] += health
+            slices[name].append(load)
+    for name in names:
+        load = _load_summary(slices[name])
         # The hub's CPU time per request of the load (its health probes are few and cheap).
-        load["hub_cpu_ms"] = (_cpu_seconds(hub_pid) - cpu) / max(1, load["requests"]) * 1e3
+        load["hub_cpu_ms"] = hub_cpu[name] / max(1, load["requests"]) * 1e3
         load["hub_rss_mb"] = _rss_mb(hub_pid)
-        phases[name] = {"health": _stats(samples), "load": load}
+        phases[name] = {"health": _stats(samples[name]), "load": load}
     missing = {"health": _stats([]), "load": {"requests": 0, "status_codes": []}}
     result: dict[str, Any] = {
         "idle": _stats(idle),
@@ -347,6 +372,7 @@ async def measure(
         "phases": phases,
         "concurrency": concurrency,
         "seconds": seconds,
+        "rounds": max(1, rounds),
         "path": path,
     }
     return result
@@ -378,6 +404,7 @@ def run(
     pin: bool = False,
     phases: tuple[str, ...] = (),
     hub_log: str | None = None,
+    rounds: int = 1,
 ) -> dict[str, Any]:
     """Start the emulator and a hub, measure, stop both (``hub_log``: keep its log there).
 
@@ -440,6 +467,7 @@ def run(
                         load_cpus=load_cpus,
                         order=phases,
                         hub_pid=proc.pid,
+                        rounds=rounds,
                     )
 
                 try:
@@ -486,6 +514,13 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help=f"comma-separated phases to run, in this order (default: {','.join(PHASES)})",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run the phases in turn this many times, --seconds/ROUNDS each (noise spreads "
+        "evenly over the phases)",
+    )
     parser.add_argument("--hub-log", help="copy the hub's log to this file at the end")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--load", help=argparse.SUPPRESS)  # the load process (internal)
@@ -504,6 +539,7 @@ def main(argv: list[str] | None = None) -> int:
         pin=args.pin,
         phases=order,
         hub_log=args.hub_log,
+        rounds=args.rounds,
     )
     if args.json:
         print(json.dumps(result, indent=2))
@@ -532,7 +568,8 @@ def main(argv: list[str] | None = None) -> int:
             f"hub RSS {load['hub_rss_mb']:.0f} MB; load process CPU {load['load_cpu_share']:.0%}"
         )
     print(
-        f"{result['concurrency']} clients at once, {result['seconds']:.0f} s per phase, hostile "
+        f"{result['concurrency']} clients at once, {result['seconds']:.0f} s per phase "
+        f"(in {result['rounds']} turn(s)), hostile "
         f"values of {len(HOSTILE_VALUE)} characters, load in its own process"
         f"{', hub pinned to one CPU' if result['pinned'] else ''}; load average after: "
         + " ".join(f"{x:.2f}" for x in result["load_average"])

@@ -305,7 +305,14 @@ class ProfileMode:
         profile_id = raw.get(form.PROFILE_FIELD) if isinstance(raw, Mapping) else None
         visible = {p.id: p for p in visible_profiles(profile_set, user)}
         profile = visible.get(str(_last(profile_id))) if profile_id is not None else None
-        cluster = await self._cluster_choices(profile, user) if profile is not None else {}
+        chosen = raw.get(SYSTEM_OPTION) if isinstance(raw, Mapping) else None
+        if profile is not None and str(_last(chosen)) in profile.variants:
+            # Only the chosen system's lists: the validator reads no other.
+            name = str(_last(chosen))
+            variant = profile.variants[name]
+            cluster = await self._cluster_choices_of(variant, user.on(name), multi=True)
+        else:
+            cluster = await self._cluster_choices(profile, user) if profile is not None else {}
         try:
             return validate_options(
                 profile_set,

@@ -124,7 +124,15 @@ def identity_choices(userinfo: Mapping[str, Any]) -> tuple[ClusterChoice, ...]:
 
 def missing_note(identities: Iterable[ClusterIdentity]) -> str:
     """The form's note when some system's userinfo is not known now ("" when all are)."""
+    identities = list(identities)
     unknown = [i for i in identities if not i.known]
+    stale = [i for i in identities if i.known and i.note]
+    if not unknown and stale:
+        names = ", ".join(i.system for i in stale)
+        return (
+            f"Your projects and Unix groups on {names} are from an earlier answer "
+            f"({stale[0].note.split(';')[0]}); what you may use there may have changed since."
+        )
     if not unknown:
         return ""
     names = ", ".join(i.system for i in unknown)

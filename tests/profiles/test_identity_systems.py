@@ -253,6 +253,7 @@ def test_identity_is_cached_served_stale_and_unknown_without_an_answer():
     assert stale.known
     assert stale.accounts == {"g152"}
     assert "min ago" in stale.note
+    assert "earlier answer" in missing_note([stale])  # the form says the answer is old
     empty = ClusterCache()
     result = asyncio.run(
         empty.get(factory, firecrest_url="u", system="daint", source="identity", user="alice")

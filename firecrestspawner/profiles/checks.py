@@ -432,6 +432,9 @@ def check_file(
             scheduler = system.scheduler if system else "slurm"
             for sub, message, hint in _extra_problems(opt, declared, option_ids, scheduler):
                 c.add([*oparts, *sub], message, hint)
+            if isinstance(opt, m.SchedulerOptionsOption):
+                for sub, message, hint in expert.override_warnings(opt, p.options, scheduler):
+                    c.warn([*oparts, *sub], message, hint)
             if isinstance(opt, m.TextOption):
                 pattern = _browser_pattern(c, [*oparts, "pattern"], opt.pattern)
                 if pattern:

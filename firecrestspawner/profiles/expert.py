@@ -17,7 +17,7 @@ scheduler option refused.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -241,9 +241,62 @@ __all__ = [
     "allow_list_problems",
     "check",
     "check_value",
+    "override_warnings",
     "parse",
     "template_items",
 ]
+
+
+#: Slurm options the built-in template writes from a request variable: an allowed
+#: option of the same name comes later in the script and wins (sbatch reads the last).
+OVERRIDES: Mapping[str, str] = {
+    "--partition": "partition",
+    "-p": "partition",
+    "--time": "runtime",
+    "-t": "runtime",
+    "--account": "account",
+    "-A": "account",
+    "--nodes": "nnodes",
+    "-N": "nnodes",
+    "--cpus-per-task": "nprocs",
+    "-c": "nprocs",
+    "--mem": "memory",
+    "--reservation": "reservation",
+    "--qos": "qos",
+    "-q": "qos",
+    "--constraint": "constraint",
+    "-C": "constraint",
+    "--gres": "gres",
+    "--gpus-per-node": "gpus_per_node",
+    "--gpus": "gpus",
+    "-G": "gpus",
+    "--uenv": "uenv",
+    "--view": "uenv_view",
+}
+
+
+def override_warnings(
+    option: m.SchedulerOptionsOption, options: Iterable[m.Option], scheduler: str
+) -> list[tuple[list[Any], str, str]]:
+    """Allowed options that would override another option of the profile (and its limits)."""
+    if scheduler != "slurm":
+        return []
+    setters = {o.req_name: o for o in options if not isinstance(o, m.SchedulerOptionsOption)}
+    found = []
+    for name in option.allow:
+        other = setters.get(OVERRIDES.get(name, ""))
+        if other is not None:
+            found.append(
+                (
+                    ["allow", name],
+                    (
+                        f"{name} comes after the line option {other.id!r} sets and overrides it: "
+                        "that option's limits, choices and dependent rules no longer bind"
+                    ),
+                    f"remove {name} from `allow`, or remove option {other.id!r}",
+                )
+            )
+    return found
 
 
 #: The section of ``docs/profiles.md`` on expert scheduler options (``schema --markdown``).

@@ -226,3 +226,24 @@ profiles:
     assert "#SBATCH --exclusive" in directive_lines(vo.render_script(**SPAWN))
     variables = vo.template_variables(**SPAWN)
     assert [(item.name, item.value) for item in variables["extra"]] == [("--exclusive", "")]
+
+
+def test_validate_warns_when_an_allowed_option_overrides_another_option() -> None:
+    text = """
+systems: [{name: c}]
+profiles:
+  - id: p
+    display_name: P
+    system: c
+    options:
+      - {id: runtime, kind: duration, display_name: T, max: "1:00:00"}
+      - id: extra
+        kind: scheduler_options
+        display_name: X
+        allow:
+          --time: {value: "[0-9:]+"}
+          --comment: {value: "[a-z]+"}
+"""
+    loaded = load_profile_text(text, name="x.yaml")
+    assert [(w.line, w.message.split(" comes")[0]) for w in loaded.warnings] == [(13, "--time")]
+    assert "option 'runtime'" in loaded.warnings[0].message

@@ -321,7 +321,10 @@ DOC = [
         "Options the spawner sets or that take the job out of its hands (job name, output, "
         "error, working directory, `--export`, `--array`, `--hold`, `--wait`, `--wrap`, ...; "
         "for PBS `-N -o -e -j -k -S -v -V -I -J -h -z`) are refused in `allow`, and PBS "
-        "allow-lists take one-letter options only. A refusal names the field and the option."
+        "allow-lists take one-letter options only; `validate` warns when an allowed option "
+        "overrides a line another option of the profile sets (`--time` beside a time-limit "
+        "option: that option's limits would no longer bind). A refusal names the field and "
+        "the option."
     ),
     "",
 ]

@@ -250,8 +250,11 @@ def option_default(
 def default_options(profile: Profile) -> dict[str, Any]:
     """``user_options`` that pick ``profile`` with every option at its default (JSON-safe)."""
     out: dict[str, Any] = {PROFILE_KEY: profile.id}
+    chosen: dict[str, Any] = {}
     for option in profile.options:
-        value = option_default(option, system=profile.system)
+        # After the dependent rules of the defaults above, as the validator picks them.
+        option, _ = effective_option(option, chosen, list(chosen), system=profile.system)
+        value = chosen[option.id] = option_default(option, system=profile.system)
         if isinstance(value, UenvValue):
             value = {"image": value.image, "view": value.view}
         if value is not None:

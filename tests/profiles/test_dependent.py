@@ -268,3 +268,24 @@ def test_uenv_cluster_choice_and_number_rules() -> None:
     assert check({"partition": "debug", "reservation": "course-a"}).req["reservation"] == (
         "course-a"
     )
+
+
+def test_default_options_follow_the_rules_of_the_defaults_above() -> None:
+    from firecrestspawner.profiles.options import default_options
+
+    text = (
+        BASE.replace(
+            "choices: {normal: {display_name: n}, debug: {display_name: d}}",
+            "choices: {normal: {display_name: n}, debug: {display_name: d}}\n        default: debug",
+        )
+        + """      - id: runtime
+        kind: duration
+        display_name: R
+        default: "2:00:00"
+        depends_on: {partition: {debug: {max: "30"}}}
+"""
+    )
+    ps = ProfileSet(load_profile_text(text, name="d.yaml").profiles)
+    raw = default_options(ps.profiles[0])
+    assert raw["runtime"] == "00:30:00"
+    assert validate_options(ps, raw, user=ALICE).req["runtime"] == "00:30:00"

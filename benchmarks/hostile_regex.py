@@ -2,17 +2,25 @@
 
 ::
 
-    .venv/bin/python -m benchmarks.hostile_regex [--seconds 20] [--concurrency 20]
+    .venv/bin/python -m benchmarks.hostile_regex [--seconds 20] [--rounds 4] [--concurrency 20]
 
 Starts a real JupyterHub (a subprocess, with configurable-http-proxy) in
 profile mode, with a FirecREST emulator, and a profile whose text option has
 the pattern ``(a+)+$`` (catastrophic backtracking in Python's ``re``). Then
-``--concurrency`` clients POST ``/hub/api/users/<name>/server`` with a
-4001-character value that does not match, over and over, while one client
-GETs ``/hub/health`` in a loop. Prints the health latency percentiles (idle,
-then under load), the hostile requests answered (all must be 400) and, for
-contrast, how long Python's ``re`` takes for the same pattern on only 24
-characters. The hub validates with RE2 (``firecrestspawner/profiles/regex.py``).
+``--concurrency`` clients, in a load process of their own (not in the
+prober's event loop), send a 4001-character value that does not match, each
+in a closed loop: ``opt-`` links (``GET /hub/spawn/<user>?opt-...``, logged
+in as that user; ``--path link``, the default) or the REST API (``POST
+/hub/api/users/<user>/server``). Meanwhile this process GETs ``/hub/health``
+in a loop. Phases: the hostile pattern, a benign control pattern, and the
+floor (the same clients on ``/hub/health`` and on ``/hub/home``: requests
+that never reach firecrestspawner's code). Prints, per phase, the health
+latency percentiles, the load's requests, status codes, rate and average
+number in flight (all hostile answers must be 400), the hub's CPU time per
+request and its memory, the load process's own CPU; and, for contrast, how
+long Python's ``re`` takes for the pattern on only 24 characters. The hub
+validates with RE2 (``firecrestspawner/profiles/regex.py``). Figures and
+their reading: docs/benchmarks.md, "Issue 12".
 """
 
 from __future__ import annotations

@@ -32,8 +32,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -43,6 +41,7 @@ from firecrest import correlation_id
 from firecrest.FirecrestException import FirecrestException, UnexpectedStatusException
 from packaging.version import Version
 
+from .client_files import FileOperations
 from .firecrest_errors import (
     CORRELATION_NAMESPACE,
     MAX_ERROR_CHARS,
@@ -72,6 +71,7 @@ from .firecrest_errors import (
     sbatch_refusal,
 )
 from .pyfirecrest_adapter import SwappableAuth, VersionSafeAsyncFirecrest, tls_context
+from .remembered import Remembered
 from .retry import RetryAfterGate, retrying
 
 log = logging.getLogger(__name__)
@@ -96,12 +96,14 @@ class ClientSettings:
     lookup_grace: float = 6.0
     api_version: str = ""
     verify: bool | str = True
+    #: How long a private directory made (or found) 0700 is trusted without a check.
+    private_dir_ttl: float = 3600.0
 
 
 # ----------------------------------------------------------------- client
 
 
-class FirecrestClient:
+class FirecrestClient(FileOperations):
     """One FirecREST identity at one URL: bounded, timed, retried calls."""
 
     def __init__(self, url: str, auth: Any, settings: ClientSettings, identity: str = ""):
@@ -125,6 +127,8 @@ class FirecrestClient:
         self._version: Version | None = None
         self._version_lock = asyncio.Lock()
         self._version_checked = False
+        #: What does not change per spawn (default account, private directories).
+        self.remembered = Remembered()
 
     def set_auth(self, auth: Any) -> None:
         self._auth.current = auth
@@ -206,13 +210,18 @@ class FirecrestClient:
             source = "configured"
             if not text:
                 source = "reported by the server"
-                try:
-                    text = await self.read("server_version", self.raw.server_version) or ""
-                except Exception as e:  # noqa: BLE001 - version is an optimisation
-                    log.warning(
-                        "Could not read the FirecREST version at %s: %s", self.url, describe(e)
-                    )
-                    return None
+                # One question per URL, not per identity: a user's first
+                # spawn does not ask again what another's already learned.
+                if self.url in _server_versions:
+                    text = _server_versions[self.url]
+                else:
+                    try:
+                        text = await self._ask_version()
+                    except Exception as e:  # noqa: BLE001 - version is an optimisation
+                        log.warning(
+                            "Could not read the FirecREST version at %s: %s", self.url, describe(e)
+                        )
+                        return None
             self._version = release_version(text)
             if self._version is not None:
                 self.raw.set_api_version(str(self._version))
@@ -225,6 +234,22 @@ class FirecrestClient:
                 )
             self._version_checked = True
             return self._version
+
+    async def _ask_version(self) -> str:
+        """The server's version, asked once for all the clients of this URL asking now."""
+        key = (id(self.loop), self.url)
+        task = _version_asks.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self.read("server_version", self.raw.server_version))
+            _version_asks[key] = task
+
+            def done(t: asyncio.Future[Any]) -> None:
+                _version_asks.pop(key, None)
+                if not t.cancelled() and t.exception() is None:
+                    _server_versions[self.url] = str(t.result() or "")
+
+            task.add_done_callback(done)
+        return str(await asyncio.shield(task) or "")
 
     def supports(self, version: str) -> bool:
         return self._version is not None and self._version >= Version(version)
@@ -340,109 +365,18 @@ class FirecrestClient:
             raise
         return str(result["jobId"])
 
-    async def write_private_file(self, system: str, directory: str, name: str, content: str) -> str:
-        """Create ``directory`` (0700) and a 0600 file ``name`` in it; return its path.
-
-        The content goes through FirecREST's upload, never through a command
-        line. The local copy lives in a 0700 temporary directory for the
-        duration of the upload only. If the file cannot be made private after
-        the upload, it is removed again.
-        """
-        operation, where = "mkdir", directory
-        try:
-            with self._system_checked(system):
-                if not await self.file_exists(system, directory):
-                    await self.read(
-                        "mkdir", lambda: self.raw.mkdir(system, directory, create_parents=True)
-                    )
-                operation = "chmod"
-                await self.read("chmod", lambda: self.raw.chmod(system, directory, "700"))
-                operation = "upload"
-                local_dir = await asyncio.to_thread(tempfile.mkdtemp, prefix="fcs-")
-                local = os.path.join(local_dir, name)
-                try:
-                    await asyncio.to_thread(_write_private, local, content)
-                    await self.read(
-                        "upload",
-                        lambda: self.raw.upload(system, local, directory, name, blocking=True),
-                    )
-                finally:
-                    await asyncio.to_thread(_remove_tree, local_dir)
-                path = where = f"{directory.rstrip('/')}/{name}"
-                operation = "chmod"
-                try:
-                    await self.read("chmod", lambda: self.raw.chmod(system, path, "600"))
-                except BaseException:
-                    with contextlib.suppress(Exception):
-                        await self.remove_file(system, path)
-                    raise
-                return path
-        except UnexpectedStatusException as e:
-            if _refused_file_operation(e):
-                raise FileAccessFailed(operation, where, e) from e
-            raise
-
-    async def remove_file(self, system: str, path: str) -> bool:
-        """Delete ``path``; False when it was not there (404 "No such file or directory").
-
-        Bounded by ``read_deadline`` as a whole, including pyfirecrest's
-        fallback to a transfer job after a 408.
-        """
-        deadline = self.settings.read_deadline
-        try:
-            with self._system_checked(system):
-                await asyncio.wait_for(
-                    self.read("rm", lambda: self.raw.rm(system, path, timeout=deadline)),
-                    deadline,
-                )
-        except UnexpectedStatusException as e:
-            if is_file_missing(e):
-                return False
-            raise
-        return True
-
-    async def file_exists(self, system: str, path: str) -> bool:
-        """Whether ``path`` exists on ``system`` (a stat; 404 means no)."""
-        try:
-            with self._system_checked(system):
-                await self.read("stat", lambda: self.raw.stat(system, path))
-        except UnexpectedStatusException as e:
-            if is_not_found(e):
-                return False
-            raise
-        return True
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await self.raw.close_session()
 
 
-def _refused_file_operation(exc: BaseException) -> bool:
-    """A definite 4xx about the file (permission, path, size), not the token or a timeout."""
-    status = http_status(exc)
-    return (
-        status is not None
-        and 400 <= status < 500
-        and status not in TRANSIENT_STATUSES
-        and not is_auth_refused(exc)
-    )
-
-
-def _write_private(path: str, content: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(content)
-
-
-def _remove_tree(path: str) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
-
-
 # ----------------------------------------------------------------- pool
 
 _pool: dict[tuple[int, str, str], FirecrestClient] = {}
+#: What each FirecREST URL answered for its version (kept until :func:`close_all`).
+_server_versions: dict[str, str] = {}
+_version_asks: dict[tuple[int, str], asyncio.Future[Any]] = {}
 
 
 def get_client(url: str, identity: str, auth: Any, settings: ClientSettings) -> FirecrestClient:
@@ -465,6 +399,7 @@ def get_client(url: str, identity: str, auth: Any, settings: ClientSettings) -> 
 async def close_all() -> None:
     """Close the clients of the running loop (hub shutdown, tests)."""
     loop_id = id(asyncio.get_running_loop())
+    _server_versions.clear()
     for key in [k for k in _pool if k[0] == loop_id]:
         client = _pool.pop(key)
         await client.close()

@@ -539,28 +539,25 @@ class FirecRESTSpawnerBase(
         request = self.spawn_request
         if request is None:
             raise RuntimeError("submit_batch_script() is called by start()")
-        account = ""
-        if not request.variables.get("account"):
-            account = await self.jobs.default_account(request.system)
-
-        async def prepare(job_name: str) -> tuple[str, dict[str, str]]:
-            script = render_script(
+        jobs = self.jobs
+        token = self.api_token if self.api_token_delivery == "file" else ""  # noqa: S105
+        if self.api_token_delivery == "file" and not token:  # noqa: S105 - an option value
+            # FirecREST never answers an empty upload (408 after its command timeout).
+            self.log.warning("No API token to deliver to job %s", self.record.job_name)
+        prepare = jobs.preparer(
+            request,
+            token=token or "",
+            render=lambda job_name, account: render_script(
                 request,
                 job_name=job_name,
                 username=self.user.name,
                 cmd=self.cmd_formatted_for_batch(),
                 account=account,
                 log=self.log,
-            )
-            token_file = None
-            if self.api_token_delivery == "file" and self.api_token:  # noqa: S105 - an option value
-                token_file = await self.jobs.upload_token(request.workdir, self.api_token)
-            elif self.api_token_delivery == "file":  # noqa: S105 - an option value
-                # FirecREST never answers an empty upload (408 after its command timeout).
-                self.log.warning("No API token to deliver to job %s", job_name)
-            return script, job_env(self.get_env(), token_file)
-
-        await self.jobs.submit(request, prepare, self._new_job_name)
+            ),
+            env=lambda token_file: job_env(self.get_env(), token_file),
+        )
+        await jobs.submit(request, prepare, self._new_job_name)
 
     def _persist_state(self) -> None:
         """Save the state now, not only when the spawn succeeds.

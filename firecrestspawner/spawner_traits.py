@@ -115,6 +115,16 @@ class FirecRESTSpawnerTraits(Configurable):
         """,
     ).tag(config=True)
 
+    default_account_ttl = Float(
+        600.0,
+        help="""Seconds a user's default Slurm account (FirecREST's ``userinfo``)
+        is reused by later spawns without asking again; 0 asks at every spawn.
+
+        A default account changed in Slurm reaches spawns after at most this
+        long; a profile or option that sets ``account`` never asks.
+        """,
+    ).tag(config=True)
+
     firecrest_verify = Union(
         [Bool(), Unicode()],
         default_value=True,

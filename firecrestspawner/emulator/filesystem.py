@@ -275,7 +275,12 @@ def chmod(path: str, mode: str) -> dict:
 def upload(
     directory: str, filename: str, data: bytes, owner: tuple[int, int] | None, max_size: int
 ) -> None:
-    """Write an uploaded file, mode 0600 (the emulator's choice: uploads may be secrets)."""
+    """Write an uploaded file as FirecREST 2.5.6 does (``base64 -d > FILE`` over SSH).
+
+    A new file gets mode 0644 (0666 less the usual umask 022: the upload
+    cannot set a mode, so a client must make a secret private itself); an
+    existing file is truncated and keeps its mode.
+    """
     if len(data) > max_size:
         raise BackendError(
             413, f"File size exceeds the maximum allowed for direct upload ({max_size} bytes)."
@@ -286,9 +291,11 @@ def upload(
     try:
         if not os.path.isdir(directory):
             raise FileNotFoundError(errno.ENOENT, "No such file or directory", directory)
+        existed = os.path.lexists(target)
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         try:
-            os.fchmod(fd, 0o600)
+            if not existed:
+                os.fchmod(fd, 0o644)
             if owner is not None and os.geteuid() == 0:
                 os.fchown(fd, *owner)
             view = memoryview(data)

@@ -29,7 +29,8 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
 from .. import client as fc
 from .. import states
@@ -52,6 +53,10 @@ LOG_TAIL_BYTES = 4096
 #: token for one submit attempt under ``job_name``.
 Prepare = Callable[[str], Awaitable[tuple[str, dict[str, str]]]]
 
+T = TypeVar("T")
+A = TypeVar("A")
+B = TypeVar("B")
+
 
 class JobController(JobCanceller):
     """Submit, wait for, cancel and clean up the job of ``record`` (no traitlets, no hub)."""
@@ -70,7 +75,10 @@ class JobController(JobCanceller):
         r = self.record
         attempts = max(1, self.settings.submit_attempts)
         prepared: tuple[str, dict[str, str]] | None = None
-        for attempt in range(1, attempts + 1):
+        account_checked = False
+        attempt = 0
+        while attempt < attempts:
+            attempt += 1
             if prepared is None:
                 prepared = await prepare(r.job_name)
             script, env = prepared
@@ -98,6 +106,17 @@ class JobController(JobCanceller):
                 more = attempt < attempts
                 if not fc.is_transient(e) or isinstance(e, (fc.SubmitRefused, fc.SystemNotFound)):
                     r.submit_unknown = False
+                    if (
+                        isinstance(e, fc.SubmitRefused)
+                        and isinstance(prepare, Preparation)
+                        and not account_checked
+                    ):
+                        # No job exists: the same name may be submitted again.
+                        account_checked = True
+                        if await prepare.account_changed(e.reason):
+                            attempt -= 1
+                            prepared = None
+                            continue
                     raise self._submit_error(e) from None
                 if fc.is_unprocessed(e):
                     r.submit_unknown = False
@@ -252,15 +271,42 @@ class JobController(JobCanceller):
 
     # ---------------------------------------------------------------- token file
 
+    def preparer(
+        self,
+        request: SpawnRequest,
+        *,
+        token: str,
+        render: Callable[[str, str], str],
+        env: Callable[[str | None], dict[str, str]],
+    ) -> Preparation:
+        """What comes before each submit attempt of ``request`` (see :class:`Preparation`)."""
+        return Preparation(self, request, token=token, render=render, env=env)
+
+    async def token_directory(self, workdir: str) -> None:
+        """Make the private directory of token files (0700), unless already known."""
+        directory = _token_dir(workdir)
+        with self._token_errors(directory):
+            client = await self.user_client()
+            if not client.private_dir_known(self.record.system, directory):
+                await client.ensure_private_dir(self.record.system, directory)
+
     async def upload_token(self, workdir: str, token: str) -> str:
         """Write the API token to a 0600 file for the job; the path is in the record."""
         r = self.record
-        client = await self.user_client()
-        directory = f"{workdir.rstrip('/')}/.firecrestspawner"
-        try:
+        directory = _token_dir(workdir)
+        with self._token_errors(directory):
+            client = await self.user_client()
             path = await client.write_private_file(
                 r.system, directory, f"{r.job_name}.token", token
             )
+        r.token_file = path
+        return path
+
+    @contextlib.contextmanager
+    def _token_errors(self, directory: str) -> Iterator[None]:
+        """A failure of the token file as the user reads it (naming its cause)."""
+        try:
+            yield
         except SessionExpired as e:
             self._auth(False)
             raise e.spawn_error() from None
@@ -274,11 +320,9 @@ class JobController(JobCanceller):
                 "The server cannot start: the access file for the job could not be "
                 f"written in {directory} ({fc.error_message(e)}).",
                 reason="token-file",
-                log_message=f"Token file upload for {r.job_name} failed: {fc.describe(e)}",
+                log_message=f"Token file for {self.record.job_name} failed: {fc.describe(e)}",
                 status_code=500,
             ) from None
-        r.token_file = path
-        return path
 
     async def remove_token_file(self) -> None:
         """Delete the job's token file if the job never read it (best effort, logged).
@@ -442,8 +486,98 @@ class JobController(JobCanceller):
         return redact(text).strip()
 
 
+class Preparation:
+    """``await prepare(job_name)``: the script and environment of one submit attempt.
+
+    The user's default account (when the request sets none) and the token
+    file's directory are looked up and made at the same time, once per
+    spawn; each is remembered by the user's pooled client, so a later spawn
+    asks for neither. Then ``render(job_name, account)`` gives the script, the
+    token (if any) is written to the attempt's file, and ``env(token_file)``
+    gives the job's environment.
+    """
+
+    def __init__(
+        self,
+        jobs: JobController,
+        request: SpawnRequest,
+        *,
+        token: str,
+        render: Callable[[str, str], str],
+        env: Callable[[str | None], dict[str, str]],
+    ) -> None:
+        self.jobs = jobs
+        self.request = request
+        self.token = token
+        self.render = render
+        self.env = env
+        #: The default account used (None until looked up; "" for none).
+        self.account: str | None = None
+
+    @property
+    def _needs_account(self) -> bool:
+        return not self.request.variables.get("account")
+
+    async def __call__(self, job_name: str) -> tuple[str, dict[str, str]]:
+        jobs, request = self.jobs, self.request
+        if self.account is None:
+            found, _ = await _together(
+                jobs.default_account(request.system) if self._needs_account else _nothing(""),
+                jobs.token_directory(request.workdir) if self.token else _nothing(None),
+            )
+            self.account = found or ""
+        script = self.render(job_name, self.account)
+        token_file = await jobs.upload_token(request.workdir, self.token) if self.token else None
+        return script, self.env(token_file)
+
+    async def account_changed(self, refusal: str) -> bool:
+        """After the scheduler refused the job over its account: ask FirecREST again.
+
+        True when the default account used (perhaps remembered from an
+        earlier spawn) is no longer the user's default, so that the job is
+        submitted again with the new one; the new answer is remembered either way.
+        """
+        if not (self.account and self._needs_account and "account" in refusal.lower()):
+            return False
+        used = self.account
+        fresh = await self.jobs.default_account(self.request.system, fresh=True)
+        if fresh == used:
+            return False
+        self.jobs.log.info(
+            "The default account %s of %s on %s was refused; it is now %s: submitting again",
+            used,
+            self.jobs.access.owner,
+            self.request.system,
+            fresh or "(none)",
+        )
+        self.account = fresh
+        return True
+
+
+def _token_dir(workdir: str) -> str:
+    return f"{workdir.rstrip('/')}/.firecrestspawner"
+
+
+async def _nothing(value: T) -> T:
+    return value
+
+
+async def _together(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
+    """Both results; when one fails the other is cancelled (and awaited) first."""
+    one, two = asyncio.ensure_future(first), asyncio.ensure_future(second)
+    tasks: list[asyncio.Future[Any]] = [one, two]
+    try:
+        a, b = await asyncio.gather(one, two)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    return a, b
+
+
 def _jittered(attempt: int) -> float:
     return min(10.0, 0.5 * 2 ** (attempt - 1)) + random.uniform(0, 1.0)  # noqa: S311 - jitter
 
 
-__all__ = ["WRAPPER", "JobController", "Prepare"]
+__all__ = ["WRAPPER", "JobController", "Preparation", "Prepare"]

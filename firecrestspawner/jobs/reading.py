@@ -37,6 +37,8 @@ class JobSettings:
     max_retry_after: float = 30.0
     #: How long a job is looked up by name after an ambiguous submit.
     lookup_window: float = 60.0
+    #: How long the user's default account is reused without asking FirecREST.
+    default_account_ttl: float = 600.0
 
     @classmethod
     def from_traits(cls, config: Any) -> JobSettings:
@@ -58,6 +60,7 @@ class JobSettings:
             # A new job may be listed late (8-15 s measured): as long as
             # "not found" means pending after a submit.
             lookup_window=config.not_found_grace_period,
+            default_account_ttl=getattr(config, "default_account_ttl", cls.default_account_ttl),
         )
 
 
@@ -222,25 +225,34 @@ class JobReader:
             unknown_re=r.regexes.unknown,
         )
 
-    async def default_account(self, system: str) -> str:
+    async def default_account(self, system: str, *, fresh: bool = False) -> str:
         """The user's default Slurm account on ``system``, or "" to let Slurm choose.
 
         FirecREST's ``userinfo`` lists the accounts from ``sacctmgr`` with one
         marked ``default``. The Unix group is not an account: without
-        accounts, no ``--account`` is better than a refused or wrong one.
+        accounts, no ``--account`` is better than a refused or wrong one. An
+        answer is reused for ``default_account_ttl`` seconds (kept by the
+        user's pooled client) unless ``fresh``; a failed lookup is not.
         """
         try:
             client = await self.user_client()
+            key = ("default-account", system)
+            known = None if fresh else client.remembered.get(key, self.settings.default_account_ttl)
+            if known is not None:
+                return str(known)
             info = await client.userinfo(system)
         except fc.SystemNotFound:
             raise
         except Exception as e:  # noqa: BLE001 - no account is a valid outcome
             self.log.warning("No default account for %s on %s: %s", self.access.owner, system, e)
             return ""
+        found = ""
         for account in (info or {}).get("accounts") or []:
             if isinstance(account, dict) and account.get("default") and account.get("name"):
-                return str(account["name"])
-        return ""
+                found = str(account["name"])
+                break
+        client.remembered.put(key, found)
+        return found
 
     def warn_if_unknown_too_long(self) -> None:
         r = self.record

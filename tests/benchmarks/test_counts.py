@@ -91,13 +91,17 @@ async def test_spawn_storm_request_counts(emu, hub, mode):
     assert events >= n
     counts = emu.counts()
     ep = counts["endpoints"]
-    # Exactly one submit per spawn (no blind retry) and the fixed per-spawn
-    # cost: default account, private token file, one version check per client.
+    # Exactly one submit per spawn (no blind retry) and the fixed cost of a
+    # user's first spawn: default account, the token directory made (mkdir,
+    # chmod 0700), the token file (upload, chmod 0600); the API version is
+    # asked once per FirecREST URL, not per user.
     assert ep["POST /compute/{system}/jobs"] == n
     assert ep["GET /status/{system}/userinfo"] == n
+    assert ep["POST /filesystem/{system}/ops/mkdir"] == n
     assert ep["POST /filesystem/{system}/ops/upload"] == n
     assert ep["PUT /filesystem/{system}/ops/chmod"] == 2 * n
-    assert ep["GET /status/systems"] == n
+    assert ep["GET /status/systems"] == 1
+    assert "GET /filesystem/{system}/ops/stat" not in ep
     if mode == "ours":
         # One refresh per user and one service-account token, nothing more.
         assert counts["idp"] == n + 1
@@ -107,6 +111,47 @@ async def test_spawn_storm_request_counts(emu, hub, mode):
         assert LIST not in ep
         assert ep[JOB] >= n
     for s in spawners:
+        await s.stop(now=True)
+
+
+BEFORE_SUBMIT = {
+    "POST /filesystem/{system}/ops/upload",
+    "PUT /filesystem/{system}/ops/chmod",
+    "POST /compute/{system}/jobs",
+}
+
+
+async def test_steady_use_spawn_makes_three_requests_and_at_most_one_token(emu, hub):
+    """A user's later spawn: token file (upload, chmod) and submit; nothing else to start.
+
+    The default account and the token directory are remembered from the
+    first spawn; what the spawn reads while it waits (the shared job list)
+    is not part of start() -> submit and is counted apart.
+    """
+    n = 6
+    users = await hub.add_users([f"steady{i}" for i in range(n)])
+    traits = hub.traits(startup_poll_interval=0.1, startup_poll_max_interval=0.2)
+    first = [hub.new_spawner(u, **traits) for u in users]
+    _, errors, _ = await spawn_all(first, 0.0)
+    assert errors == []
+    for s in first:
+        await s.stop(now=True)
+    again = [hub.new_spawner(u, **traits) for u in users]
+    emu.admin.reset_counters()
+    _, errors, _ = await spawn_all(again, 0.0)
+    assert errors == []
+    counts = emu.counts()
+    ep = counts["endpoints"]
+    start_to_submit = {k: v for k, v in ep.items() if k in BEFORE_SUBMIT}
+    assert start_to_submit == {
+        "POST /filesystem/{system}/ops/upload": n,
+        "PUT /filesystem/{system}/ops/chmod": n,
+        "POST /compute/{system}/jobs": n,
+    }
+    # Everything else is the wait for the job (one list per poll round, shared).
+    assert set(ep) - BEFORE_SUBMIT <= {LIST}
+    assert counts["idp"] <= n
+    for s in again:
         await s.stop(now=True)
 
 

@@ -24,7 +24,7 @@ MODULES = sorted(
 
 #: Modules the architecture document calls pure: importing one loads no hub, network,
 #: event-loop or validation library (checked in a fresh interpreter below).
-PURE = ["naming", "states", "reaper_plan", "jobenv", "jobs.record"]
+PURE = ["naming", "states", "reaper_plan", "jobenv", "jobs.record", "remembered"]
 
 #: Top-level packages of libraries a pure module must not load, not even indirectly.
 #: (``threading`` is not among them: :mod:`logging` loads it for every module.)

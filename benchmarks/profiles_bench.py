@@ -19,7 +19,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from firecrestspawner.profiles import ProfileDirectory
+from firecrestspawner.profiles import ProfileDirectory, loader
 from firecrestspawner.profiles.options import UserInfo, visible_profiles
 
 from .probes import percentile
@@ -77,6 +77,8 @@ def bench_validate(files: int = 200, repeat: int = 3) -> dict[str, Any]:
         n_profiles = generate(tmp, files)
         times = []
         for _ in range(repeat):
+            # Cold each time: the loader keeps valid files by content hash.
+            loader._CACHE.clear()
             directory = ProfileDirectory(tmp)
             t0 = time.perf_counter()
             ps = directory.current()

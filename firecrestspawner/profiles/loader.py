@@ -30,8 +30,9 @@ from pydantic import ValidationError
 from . import models as m
 from .checks import check_file
 from .errors import Problem, ProfileError, describe_type, json_path, sort_problems
+from .fastyaml import NOT_FAST, load_plain
 from .models import Profile, ProfileSet
-from .parse import format_for, parse_text, position
+from .parse import MAX_FILE_BYTES, format_for, parse_text, position
 from .prune import map_back, prune
 from .report import kind_branch, schema_errors, schema_problems
 
@@ -115,8 +116,28 @@ def load_profile_text(
 
 
 def _load_text(text: str, name: str, fmt: str, base_dir: Path | None) -> LoadedFile:
-    """The pipeline itself (uncached)."""
+    """The pipeline itself (uncached).
+
+    YAML is first read at C speed without positions (:mod:`.fastyaml`, which
+    declines any text it cannot read exactly as ruamel does); a file with a
+    problem or a warning is read again with positions, so that what is
+    reported is what the exact parse alone reports.
+    """
+    if fmt == "yaml" and len(text) <= MAX_FILE_BYTES:
+        data = load_plain(text)
+        if data is not NOT_FAST:
+            try:
+                loaded = _pipeline(data, None, name, base_dir)
+            except ProfileError:
+                loaded = None
+            if loaded is not None and not loaded.warnings:
+                return loaded
     data, doc = parse_text(text, name, fmt)
+    return _pipeline(data, doc, name, base_dir)
+
+
+def _pipeline(data: Any, doc: Any, name: str, base_dir: Path | None) -> LoadedFile:
+    """Schema, models and checks of parsed data; ``doc`` gives positions (None: none)."""
     if data is None:
         raise ProfileError(
             [

@@ -365,7 +365,6 @@ class FirecrestClient(FileOperations):
             raise
         return str(result["jobId"])
 
-
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await self.raw.close_session()

@@ -175,7 +175,7 @@ async def test_the_reaper_cancels_an_orphan_as_the_service_account(
     try:
         for job_name in (orphan_name, other_name):
             ids.append(
-                await alice.submit(
+                await alice.submit_once(
                     real_firecrest.system,
                     job_name=job_name,
                     workdir="/home/fsp-alice",

@@ -77,6 +77,23 @@ def tls_context(verify: bool | str = True) -> ssl.SSLContext | bool:
     return httpx.create_ssl_context()
 
 
+_TLS_READY: set[bool | str] = set()
+
+
+async def tls_ready(verify: bool | str = True) -> None:
+    """Build the shared TLS contexts (``verify`` and the default) in a thread, once.
+
+    Loading the CA bundle costs 20-200 ms of CPU; the first spawn after a hub
+    start would otherwise block the event loop (every other spawn's requests
+    and the hub's pages) for that long.
+    """
+    for value in {True, verify}:
+        if value is False or value in _TLS_READY:
+            continue
+        await asyncio.to_thread(tls_context, value)
+        _TLS_READY.add(value)
+
+
 class VersionSafeAsyncFirecrest(AsyncFirecrest):
     """pyfirecrest's client, without re-pinning from a non-release ``F7T-AppVersion``.
 
@@ -142,4 +159,10 @@ class MeteredTransport(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
-__all__ = ["MeteredTransport", "SwappableAuth", "VersionSafeAsyncFirecrest", "tls_context"]
+__all__ = [
+    "MeteredTransport",
+    "SwappableAuth",
+    "VersionSafeAsyncFirecrest",
+    "tls_context",
+    "tls_ready",
+]

@@ -42,6 +42,7 @@ from .logs import attach_to_hub_log
 from .profile_mode import ProfileContext, ProfileMode, ProfileModeTraits
 from .profiles.options import OptionError, UserInfo
 from .profiles.script import format_template
+from .pyfirecrest_adapter import tls_ready
 from .redact import register_secret
 from .remaining import RemainingTime
 from .request import (
@@ -225,6 +226,7 @@ class FirecRESTSpawnerBase(
         return client_settings(self)
 
     async def _user_client(self, url: str = "") -> fc.FirecrestClient:
+        await tls_ready(self.firecrest_verify)
         auth = await user_auth(
             self.user,
             token_url=self.token_url,
@@ -243,6 +245,7 @@ class FirecRESTSpawnerBase(
         )
 
     async def _service_client(self, url: str = "") -> fc.FirecrestClient:
+        await tls_ready(self.firecrest_verify)
         auth = get_service_account_auth(
             self.service_account_client_id,
             self.service_account_client_secret,

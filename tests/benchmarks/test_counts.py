@@ -174,6 +174,19 @@ async def test_harness_storm(emu):
     assert r.endpoints["POST /compute/{system}/jobs"] == 3
 
 
+async def test_harness_storm_of_returning_users(emu):
+    # Mode ours-returning: each user's second spawn; the first taught the spawner
+    # the default account and the token directory.
+    r = await run_storm(emu, 3, "ours-returning", queue_delay=0.0, startup_poll_interval=0.1)
+    assert (r.ok, r.failed) == (3, 0)
+    ep = r.endpoints
+    assert ep["POST /compute/{system}/jobs"] == 3
+    assert ep["POST /filesystem/{system}/ops/upload"] == 3
+    assert ep["PUT /filesystem/{system}/ops/chmod"] == 3
+    assert "GET /status/{system}/userinfo" not in ep
+    assert "POST /filesystem/{system}/ops/mkdir" not in ep
+
+
 async def test_harness_storm_floor_does_no_remote_work(emu):
     # The floor (benchmarks/floor.py): the same harness, JupyterHub's spawner
     # machinery only; every spawn gets its port and no request leaves the hub.

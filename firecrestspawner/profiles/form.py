@@ -242,7 +242,7 @@ def _option_views(
                 req=_req_text(c.req),
             )
             for key, c in option.choices.items()
-            if allowed(c, user)
+            if allowed(c, user) and _system_offered(profile, option, key, user)
         ]
         return [OptionView(kind="select", choices=choices, value=value, **base)]
     if kind == "cluster_choice":
@@ -394,6 +394,14 @@ def _option_views(
     raise ValueError(f"option {option.id!r} has an unknown kind {kind!r}")
 
 
+def _system_offered(profile: Any, option: Any, key: str, user: UserInfo) -> bool:
+    """A multi-system profile offers only the systems its allow-lists let the user use."""
+    variants = getattr(profile, "variants", None)
+    if option.id != SYSTEM_OPTION or not variants or key not in variants:
+        return True
+    return allowed(variants[key], user.on(key))
+
+
 def _multi_cluster_view(
     profile: Any,
     option: Any,
@@ -450,6 +458,8 @@ def build_view(
     cluster = cluster or {}
     user = user.on(profile.system)
     values = dict(values)
+    if profile.variants:  # the card shows the variant's system, whatever the first one is
+        values.setdefault(SYSTEM_OPTION, profile.system)
     known = known_names(profile.system, cluster)
     holding: list[str] = []
     for option in profile.options:

@@ -404,3 +404,14 @@ def test_a_running_jobs_state_regexes_are_its_systems(tmp_path):
     assert pbs.running.startswith("^(?:R|E")
     assert "RUNNING" in slurm.running
     assert mode.state_regexes("anywhere", "lumi") is None  # a system the profile lost
+
+
+def test_the_form_offers_only_the_systems_the_user_may_use(profiles):
+    user = who(daint=ident("daint"), eiger=ident("eiger", accounts=["g152"]))
+    base = profiles.get("anywhere")
+    card = base.variants["eiger"]  # profile mode shows the first system the user may use
+    view = form.build_view(card, user=user, values={}, selected=True)
+    soup = BeautifulSoup(form.render_form([view]), "html.parser")
+    system = soup.find("select", attrs={"name": "anywhere.system"})
+    assert [o["value"] for o in system.find_all("option")] == ["eiger"]
+    assert system.find("option", selected=True)["value"] == "eiger"

@@ -125,7 +125,7 @@ async def test_a_burst_refused_together_fetches_one_new_token(emulator):
     assert cred.token_requests == 2
 
 
-@pytest.mark.parametrize("method", ["submit", "submit_once"])
+@pytest.mark.parametrize("method", ["submit_once"])
 async def test_submit_refused_with_an_old_key_is_submitted_once(emulator, tmp_path, method):
     cred = user_credential(emulator, "rot-submit")
     client = user_client(emulator, cred)

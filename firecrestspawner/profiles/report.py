@@ -24,10 +24,21 @@ from .errors import Problem, describe_type, json_path, short
 from .parse import position
 
 
+def _schema() -> dict[str, Any]:
+    """The models' schema as published (the file is tested to equal ``generate_schema()``).
+
+    Read from the file, not generated: pydantic's schema generation costs ~60 ms,
+    paid by every ``firecrestspawner validate`` (a pre-commit hook).
+    """
+    from .loader import profile_schema  # loader imports this module
+
+    return profile_schema()
+
+
 @lru_cache(maxsize=1)
 def schema_validator() -> jsonschema.Draft202012Validator:
     """A validator of the models' schema (the checked-in file is tested to equal it)."""
-    return jsonschema.Draft202012Validator(m.generate_schema())
+    return jsonschema.Draft202012Validator(_schema())
 
 
 def schema_errors(data: Any) -> list[jsonschema.ValidationError]:
@@ -56,7 +67,7 @@ def validity_checker() -> jsonschema.Draft202012Validator:
     ``oneOf`` whose branches are not of that shape (checked here, against the
     schema), goes through jsonschema's own ``oneOf``.
     """
-    schema = m.generate_schema()
+    schema = _schema()
     defs = schema.get("$defs", {})
     base = jsonschema.Draft202012Validator
     plain_one_of = base.VALIDATORS["oneOf"]

@@ -19,7 +19,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from firecrestspawner.profiles import ProfileDirectory, loader
+from firecrestspawner.profiles import ProfileDirectory, loader, trial
 from firecrestspawner.profiles.options import UserInfo, visible_profiles
 
 from .probes import percentile
@@ -79,6 +79,7 @@ def bench_validate(files: int = 200, repeat: int = 3) -> dict[str, Any]:
         for _ in range(repeat):
             # Cold each time: the loader keeps valid files by content hash.
             loader._CACHE.clear()
+            trial._OUTCOMES.clear()
             directory = ProfileDirectory(tmp)
             t0 = time.perf_counter()
             ps = directory.current()

@@ -450,10 +450,13 @@ def validate_options(
     user: UserInfo,
     cluster: Collection[ClusterChoices] | None = None,
     base: Mapping[str, str] | None = None,
+    render_check: bool = True,
 ) -> ValidatedOptions:
     """Check ``raw`` user options against the profiles; the only way to a spawn's values.
 
     Raises :class:`OptionError` naming the refused field and what is allowed.
+    ``render_check=False`` is for ``trial.py`` only, which renders the script
+    itself with the same checks (and the same skip of a user's values).
     """
     if raw is None:
         raw = {}
@@ -534,7 +537,8 @@ def validate_options(
         sources=types.MappingProxyType(sources),
         untrusted=frozenset(untrusted),
     )
-    _check_script(validated)
+    if render_check:
+        _check_script(validated)
     return validated
 
 

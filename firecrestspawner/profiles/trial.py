@@ -11,10 +11,11 @@ here too.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from . import models as m
+from . import script as _script
 from .choices import UserInfo
 from .errors import OptionError, short
 from .identity import ClusterIdentity
@@ -31,6 +32,68 @@ _TRIAL_SPAWN = {
 
 #: What the spawner adds for the user (plain words, as a hub's user names are).
 _TRIAL_USER = {"username": "fcs-validate", "homedir": "/home/fcs-validate"}
+
+
+#: Outcomes of trial renderings, keyed by everything that decides them (see
+#: :func:`_render_key`): many profiles (and every copy of a site's file) share a
+#: template and most of their values, so one rendering answers for all of them.
+_OUTCOMES: dict[tuple[Any, ...], tuple[str, ...]] = {}
+_OUTCOMES_MAX = 4096
+
+#: Value types a key may hold as they are (exact types: a ``str`` subclass may render
+#: differently, and ``True == 1`` so the type is part of the key).
+_PLAIN = (str, int, bool, float, type(None))
+
+
+def _frozen(value: Any) -> Any:
+    """``value`` as a hashable key part that tells apart every value that could render apart."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return (kind, value)
+    if kind in (list, tuple):
+        return (kind, tuple(_frozen(item) for item in value))
+    raise TypeError(kind.__name__)
+
+
+def _render_key(
+    template: str, variables: Mapping[str, object], name: str, trusted: Collection[str]
+) -> tuple[Any, ...] | None:
+    """The whole input of :func:`render_batch_script`, or None if a value is not plain."""
+    try:
+        items = tuple((key, _frozen(value)) for key, value in variables.items())
+    except TypeError:
+        return None
+    # Order matters (the reference rendering numbers placeholders in it), and so do
+    # the template's name (in its errors) and the length bound.
+    return (template, name, items, frozenset(trusted), _script.MAX_SCRIPT_CHARS)
+
+
+def _checked_render(
+    template: str, variables: Mapping[str, object], *, name: str, trusted: Collection[str]
+) -> None:
+    """:func:`render_batch_script` with the same outcome, computed once per distinct input.
+
+    Raises the :class:`ScriptRejected` or :class:`ScriptTemplateError` the
+    rendering raised, anew each time.
+    """
+    key = _render_key(template, variables, name, trusted)
+    outcome = _OUTCOMES.get(key) if key is not None else None
+    if outcome is None:
+        try:
+            render_batch_script(template, variables, name=name, trusted=trusted)
+            outcome = ("ok",)
+        except ScriptRejected as e:
+            outcome = ("rejected", e.field, e.reason)
+        except ScriptTemplateError as e:
+            outcome = ("template", str(e))
+        if key is not None:
+            if len(_OUTCOMES) >= _OUTCOMES_MAX:
+                _OUTCOMES.clear()
+            _OUTCOMES[key] = outcome
+    if outcome[0] == "rejected":
+        raise ScriptRejected(outcome[1], outcome[2])
+    if outcome[0] == "template":
+        raise ScriptTemplateError(outcome[1])
 
 
 def _trials(profile: m.Profile) -> list[dict[str, Any]]:
@@ -131,12 +194,22 @@ def declared_value_problems(
     seen: set[tuple[str, str]] = set()
     for raw in _trials(profile):
         try:
-            vo = validate_options(profile_set, raw, user=user, cluster=cluster)
+            # The one rendering of this trial (validate_options would render it once more).
+            vo = validate_options(profile_set, raw, user=user, cluster=cluster, render_check=False)
             variables = vo.template_variables(**_TRIAL_SPAWN, extra=_TRIAL_USER)
             trusted = trusted_variables(variables, vo.untrusted_variables())
-            render_batch_script(
-                profile.template, variables, name=profile.template_name, trusted=trusted
-            )
+            try:
+                _checked_render(
+                    profile.template, variables, name=profile.template_name, trusted=trusted
+                )
+            except ScriptRejected as e:
+                # As validate_options does: a refused value of an option a user sets (or the
+                # cluster names) is that option's, checked at each spawn, not the file's.
+                owner = vo.sources.get(e.field) or (e.field if e.field in vo.values else None)
+                owned = next((o for o in vo.profile.options if owner and o.id == owner), None)
+                if owned is not None and not isinstance(owned, DECLARED_KINDS):
+                    raise OptionError(owned.id, e.reason) from None
+                raise
         except OptionError as e:
             key = (e.field, e.message)
             option = next((o for o in profile.options if o.id == e.field), None)

@@ -213,7 +213,9 @@ def declared_value_problems(
         except OptionError as e:
             key = (e.field, e.message)
             option = next((o for o in profile.options if o.id == e.field), None)
-            if key in seen or not isinstance(option, DECLARED_KINDS):
+            if key in seen or not (
+                isinstance(option, DECLARED_KINDS) or _declared_default(option, raw)
+            ):
                 continue  # what users type or the cluster names is checked at each spawn
             seen.add(key)
             option_index = next(
@@ -250,6 +252,21 @@ def declared_value_problems(
             found.append((None, f"template error: {e}", "fix the template"))
             break
     return found
+
+
+def _declared_default(option: Any, raw: Mapping[str, Any]) -> bool:
+    """Whether this trial gave ``option`` the default the file wrote for it.
+
+    A user who leaves such a field alone gets that value, so its refusal is the
+    file's mistake, not the user's (a value the user types is checked at spawn).
+    """
+    return (
+        option is not None
+        and option.id not in raw
+        and isinstance(option, (m.TextOption, m.IntegerOption, m.NumberOption, m.DurationOption))
+        and "default" in option.model_fields_set
+        and option.default not in (None, "")
+    )
 
 
 def _describe_trial(raw: Mapping[str, Any]) -> str:

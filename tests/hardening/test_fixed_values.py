@@ -114,3 +114,46 @@ def test_clean_fixed_values_render(tmp_path: Path) -> None:
     assert cmd_render(args, out=out, err=err) == 0, err.getvalue()
     assert "#SBATCH --nodes=2" in out.getvalue()
     assert "#SBATCH --constraint=excl" in out.getvalue()
+
+
+TEXT_ON_DIRECTIVE = """\
+version: 1
+firecrest_url: http://firecrest.invalid
+systems:
+  - name: cluster
+profiles:
+  - id: p
+    display_name: P
+    system: cluster
+    batch_script:
+      template: |
+        #!/bin/bash
+        #SBATCH --comment={{{{ note }}}}
+        {{{{ cmd }}}}
+    options:
+      - id: note
+        display_name: Note
+        kind: text
+        pattern: '[^\\x00-\\x1f]*'
+{default}"""
+
+
+def test_a_text_default_that_would_change_a_directive_is_the_files_error(tmp_path: Path) -> None:
+    """A user who leaves the field alone gets the default: its refusal is reported by validate."""
+    path = tmp_path / "site.yaml"
+    path.write_text(
+        TEXT_ON_DIRECTIVE.format(default='        default: "x --uid=0"\n'), encoding="utf-8"
+    )
+    with pytest.raises(ProfileError) as info:
+        read_profile_file(path)
+    text = str(info.value)
+    assert "option 'note' is refused" in text
+    assert "with the default values" in text
+
+
+def test_a_text_option_without_a_default_is_left_to_the_spawn(tmp_path: Path) -> None:
+    """The control: without a declared default nothing of the file is refused (users' values are checked at spawn)."""
+    path = tmp_path / "site.yaml"
+    path.write_text(TEXT_ON_DIRECTIVE.format(default=""), encoding="utf-8")
+    loaded = read_profile_file(path)
+    assert [p.id for p in loaded.profiles] == ["p"]

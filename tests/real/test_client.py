@@ -209,12 +209,24 @@ async def test_the_service_account_cancels_as_slurm_operator(client_for, real_fi
         scancel_quietly(job_id)
 
 
+async def _settled_jobs(client, system):
+    """The user's job list once it stops growing: jobs of earlier tests reach accounting late."""
+    jobs = await client.jobs(system)
+    for _ in range(10):
+        await asyncio.sleep(1)
+        again = await client.jobs(system)
+        if len(again) == len(jobs):
+            return again
+        jobs = again
+    return jobs
+
+
 async def test_an_sbatch_refusal_is_definite_and_says_why(client_for, real_firecrest):
     """An invalid partition: SubmitRefused (definite: no lookup, no retry), sbatch's reason."""
     alice = client_for(ALICE)
     system = real_firecrest.system
     name = job_name("refused")
-    before = await alice.jobs(system)
+    before = await _settled_jobs(alice, system)
     with pytest.raises(fc.SubmitRefused) as info:
         await alice.submit_once(
             system, job_name=name, workdir=f"/home/{ALICE}",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -43,11 +44,24 @@ COMMANDS: dict[str, tuple[str, str]] = {
 #: Modules that contribute subcommands, in --help order.
 CLI_MODULES = tuple(dict.fromkeys(module for module, _ in COMMANDS.values()))
 
-#: Optional imports of jsonschema that serve only its format checks, which profile
-#: validation never runs (no format checker, no ``format`` in the schema); importing
-#: rfc3987_syntax alone compiles a grammar for about a second. Skipped (jsonschema
-#: then goes without the ``iri`` format) only when a profile command is the process.
-_UNUSED_BY_PROFILE_COMMANDS = ("rfc3987_syntax",)
+#: Optional imports of jsonschema (``jsonschema/_format.py``) that serve only its
+#: format checks, which profile validation never runs (no format checker, no
+#: ``format`` in the schema); importing rfc3987_syntax alone compiles a grammar for
+#: about a second, and the others (arrow and dateutil through isoduration) cost
+#: about 40 ms together. Skipped (jsonschema then goes without those formats) only
+#: when a profile command is the process.
+_UNUSED_BY_PROFILE_COMMANDS = (
+    "rfc3987_syntax",
+    "rfc3987",
+    "rfc3986_validator",
+    "rfc3339_validator",
+    "isoduration",
+    "uri_template",
+    "jsonpointer",
+    "webcolors",
+    "fqdn",
+    "idna",
+)
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -94,6 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if as_program and COMMANDS.get(command, ("",))[0] == "firecrestspawner.profiles.cli":
         for name in _UNUSED_BY_PROFILE_COMMANDS:
             sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+        # pydantic looks for plugins (every installed distribution's entry points,
+        # 10-30 ms) when it builds the first validator; the profile models use none.
+        os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     parser = build_parser(command)
     args = parser.parse_args(argv)
     result = args.func(args)

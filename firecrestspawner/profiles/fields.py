@@ -52,7 +52,10 @@ def _desc(text: str) -> Any:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: a class's validator is built when first used, not at import;
+    # validating a file builds the one of ProfileFile (covering every nested
+    # class) instead of one per class (``firecrestspawner validate`` start-up).
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 #: Names of scheduler options in an allow-list: ``--long-name`` or ``-X``.

@@ -16,11 +16,6 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.scalarstring import LiteralScalarString
-
 from .errors import Problem, ProfileError
 
 if sys.version_info >= (3, 11):
@@ -142,6 +137,11 @@ def _parse(text: str, name: str, fmt: str) -> tuple[Any, Any]:
                 ]
             ) from None
         return _plain(data), None
+    # Imported here: a valid YAML file is read by libyaml (:mod:`.fastyaml`) and
+    # needs ruamel only when it has a problem to place (``firecrestspawner validate``).
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
     try:
@@ -177,6 +177,8 @@ def position(
     """Line and column (1-based) of the node at ``parts`` (or of its ``key``) in a YAML document."""
     if doc is None:
         return None, None
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
     line, col = 1, 1
     node = doc
     for part in parts:
@@ -211,6 +213,8 @@ def block_line(doc: Any, parts: list[Any], text: str, word: str) -> int | None:
             node = node[part]
         except (KeyError, IndexError, TypeError):
             return None
+    from ruamel.yaml.scalarstring import LiteralScalarString
+
     if not isinstance(node, LiteralScalarString):
         return None
     start, _ = position(doc, parts)

@@ -1,8 +1,9 @@
 """Identifier patterns, value types and the frozen base model of the profile format (pure).
 
-Shared by :mod:`.models` (the file format) and :mod:`.rules` (dependent limits
-and the scheduler-option allow-list), which :mod:`.models` builds on. Every
-name here is also importable from :mod:`.models`.
+Shared by :mod:`.models` (the file format), :mod:`.option_kinds` (its option
+kinds) and :mod:`.rules` (dependent limits and the scheduler-option allow-list),
+which :mod:`.models` builds on. The patterns are also importable from
+:mod:`.models`.
 """
 
 from __future__ import annotations
@@ -49,6 +50,23 @@ WhenValue = Annotated[str, StringConstraints(max_length=256)] | int | bool
 
 def _desc(text: str) -> Any:
     return Field(description=text)
+
+
+def _accounts(what: str) -> Any:
+    """The description of an ``accounts`` allow-list (profiles, options, choices, images)."""
+    return _desc_none(
+        f"Only users who hold one of these Slurm accounts (projects) on the system, as FirecREST userinfo reports them, {what}. Any match of `groups`, `users`, `accounts`, `unix_groups` allows; userinfo not readable now: not allowed (docs/profile-visibility.md)."
+    )
+
+
+def _unix_groups(what: str) -> Any:
+    return _desc_none(
+        f"Only users in one of these Unix groups on the system (primary or supplementary, from FirecREST userinfo) {what}. Any match of `groups`, `users`, `accounts`, `unix_groups` allows."
+    )
+
+
+def _desc_none(text: str) -> Any:
+    return Field(None, description=text)
 
 
 class _Model(BaseModel):

@@ -16,6 +16,7 @@ import ast
 import re
 import subprocess
 import sys
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -157,3 +158,15 @@ def test_architecture_doc_lists_every_module_and_says_pure_only_where_tested() -
     rows = dict(re.findall(r"^\| `profiles/(\w+)\.py`[^|]*\|[^|]*\| (yes|no)\b", doc, re.M))
     assert set(rows) == set(MODULES), "docs/architecture.md: list every module of profiles/"
     assert {name for name, pure in rows.items() if pure == "yes"} == set(PURE)
+
+
+def test_models_still_gives_every_option_kind_of_the_split() -> None:
+    # option_kinds.py was split from models.py; callers write `m.ChoiceOption`.
+    from firecrestspawner.profiles import models, option_kinds
+
+    for name in option_kinds.__all__:
+        assert getattr(models, name) is getattr(option_kinds, name), name
+    assert set(option_kinds.__all__) <= set(models.__all__)
+    union, _ = typing.get_args(models.Option)
+    kinds = [typing.get_args(c.model_fields["kind"].annotation)[0] for c in typing.get_args(union)]
+    assert sorted(kinds) == sorted(models.OPTION_KINDS)

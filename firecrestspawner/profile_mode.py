@@ -490,8 +490,21 @@ class ProfileMode:
         )
 
     def state_regexes(self, profile_id: str, system: str = "") -> StateRegexes | None:
-        """The state regexes of a running job's profile on its system (None: the profile is gone)."""
-        profile = profile_directory(self.profiles_dir).current().get(str(profile_id))
+        """The state regexes of a running job's profile on its system (None: the profile is gone).
+
+        Called from the synchronous ``load_state`` on the event loop: it reads the
+        profiles as last loaded (no file access, no lock a loader thread may hold)
+        and re-reads changed files in a thread for the next call. Only before the
+        directory was ever read in this process (a hub starting: JupyterHub loads
+        the state of running servers before it serves) does it read the files here.
+        """
+        directory = profile_directory(self.profiles_dir)
+        profiles = directory.last()
+        if profiles is None:
+            profiles = directory.current()
+        else:
+            directory.refresh_soon()
+        profile = profiles.get(str(profile_id))
         if profile is not None and profile.variants:
             profile = profile.variants.get(system)
         if profile is None:

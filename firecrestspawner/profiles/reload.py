@@ -65,6 +65,11 @@ class ProfileDirectory:
         self._lock = threading.Lock()
         self._current = ProfileSet()
         self._stamp: tuple[Any, ...] | None = None
+        #: What :meth:`current` last returned (None: never read); replaced whole,
+        #: so :meth:`last` reads it without the lock.
+        self._snapshot: ProfileSet | None = None
+        #: Held (never waited for) while a :meth:`refresh_soon` thread runs.
+        self._refreshing = threading.Lock()
 
     def _file_stamp(self, path: Path, entry: _Entry | None) -> tuple[Any, ...]:
         deps = entry.loaded.dependencies if entry and entry.loaded else ()
@@ -110,7 +115,41 @@ class ProfileDirectory:
                     self.log.error("%s", err)
                 file_errors = [e.error for _, e in sorted(self._entries.items()) if e.error]
                 self._current = ProfileSet(tuple(profiles), tuple(file_errors + dup_errors))
+            self._snapshot = self._current
             return self._current
+
+    def last(self) -> ProfileSet | None:
+        """The profiles as :meth:`current` last read them: no file access, no lock.
+
+        For synchronous callers on the hub's event loop (``load_state``), which must
+        not stat files or wait for a loader thread's lock. None: never read yet.
+        """
+        return self._snapshot
+
+    def refresh_soon(self) -> threading.Thread | None:
+        """Re-read changed files in a background thread; None when one is already running.
+
+        Returns at once (the lock is tried, never waited for); the thread runs
+        :meth:`current`, so the next :meth:`last` sees what changed.
+        """
+        if not self._refreshing.acquire(blocking=False):
+            return None
+
+        def refresh() -> None:
+            try:
+                self.current()
+            except Exception:  # pragma: no cover - current() logs file problems itself
+                self.log.exception("Re-reading profile directory %s failed", self.path)
+            finally:
+                self._refreshing.release()
+
+        thread = threading.Thread(target=refresh, name="profile-refresh", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:  # pragma: no cover - no thread can be started (shutdown)
+            self._refreshing.release()
+            return None
+        return thread
 
     @property
     def errors(self) -> list[ProfileError]:

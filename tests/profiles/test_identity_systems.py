@@ -406,6 +406,77 @@ def test_a_running_jobs_state_regexes_are_its_systems(tmp_path):
     assert mode.state_regexes("anywhere", "lumi") is None  # a system the profile lost
 
 
+def test_state_regexes_read_the_last_loaded_profiles_and_refresh_in_a_thread(tmp_path, monkeypatch):
+    # load_state runs on the event loop: it must not stat or re-read files, nor wait
+    # for the lock of a loader thread. The profiles the hub last loaded answer it.
+    import logging
+    import threading
+
+    from firecrestspawner.profile_mode import ProfileContext, ProfileMode, profile_directory
+    from firecrestspawner.profiles.reload import ProfileDirectory
+
+    site = tmp_path / "site.yaml"
+    site.write_text(SITE)
+
+    async def no_client(url: str):  # never called
+        raise AssertionError(url)
+
+    context = ProfileContext(UserInfo("alice"), "https://f7t", {}, no_client, logging.getLogger())
+    directory = profile_directory(str(tmp_path))
+    assert directory.current().get("anywhere") is not None  # what a form or a spawn loaded
+    site.unlink()  # gone from disk since: the running job's regexes are still known
+
+    callers = []
+    read = ProfileDirectory.current
+
+    def current(self):
+        callers.append(threading.current_thread())
+        return read(self)
+
+    monkeypatch.setattr(ProfileDirectory, "current", current)
+    started = []
+    refresh = ProfileDirectory.refresh_soon
+    monkeypatch.setattr(
+        ProfileDirectory, "refresh_soon", lambda self: started.append(refresh(self))
+    )
+
+    class HeldByALoader:  # the directory's lock while a loader thread reads files
+        def __init__(self):
+            self.free = threading.Event()
+            self.lock = threading.Lock()
+
+        def __enter__(self):
+            if threading.current_thread() is threading.main_thread():
+                raise AssertionError("the event loop waited for a loader thread's lock")
+            self.free.wait()
+            self.lock.acquire()
+
+        def __exit__(self, *exc):
+            self.lock.release()
+
+    held = HeldByALoader()
+    monkeypatch.setattr(directory, "_lock", held)
+    mode = ProfileMode(str(tmp_path), context)  # a spawner whose state the hub loads
+    pbs = mode.state_regexes("anywhere", "pbsx")
+    slurm = mode.state_regexes("anywhere", "eiger")
+    assert threading.main_thread() not in callers
+    held.free.set()
+    assert pbs is not None
+    assert pbs.running.startswith("^(?:R|E")
+    assert slurm is not None
+    assert "RUNNING" in slurm.running
+    # The re-read happened in a thread (one at a time); the next call sees the removal.
+    threads = [t for t in started if t is not None]
+    assert threads
+    for thread in threads:
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+    assert callers
+    assert all(t is not threading.main_thread() for t in callers)
+    assert directory.last() is not None
+    assert directory.last().get("anywhere") is None
+
+
 def test_the_form_offers_only_the_systems_the_user_may_use(profiles):
     user = who(daint=ident("daint"), eiger=ident("eiger", accounts=["g152"]))
     base = profiles.get("anywhere")

@@ -191,3 +191,48 @@ def test_pre_commit_hook_checks_only_profiles_dir_by_default() -> None:
     assert files.search("profiles/pbs-site.toml")
     for other in (".github/workflows/ci.yml", "pyproject.toml", "docs/x.yaml", "a/profiles.yaml"):
         assert not files.search(other), other
+
+
+#: A template that refuses an empty value where a directive needs a word.
+RESERVATION_SITE = """\
+version: 1
+systems:
+  - name: cluster
+profiles:
+  - id: p
+    display_name: P
+    system: cluster
+{fixed}    batch_script:
+      template: |
+        #!/bin/bash
+        #SBATCH --reservation {{{{ reservation }}}}
+        {{{{ cmd }}}}
+{options}"""
+
+NO_RESERVATION_CHOSEN = """\
+    options:
+      - id: reservation
+        display_name: Reservation
+        kind: cluster_choice
+        source: reservations
+        required: false
+"""
+
+
+def test_a_refused_value_the_cluster_or_a_user_gives_is_left_to_the_spawn() -> None:
+    # The trial rendering gives the optional cluster_choice its empty value, which the
+    # directive refuses; that is the user's pick (refused with a message at the spawn),
+    # not a mistake of the file: trial.py turns it into the option's OptionError, skipped.
+    text = RESERVATION_SITE.format(fixed="", options=NO_RESERVATION_CHOSEN)
+    loaded = load_profile_text(text, name="t.yaml")
+    assert [p.id for p in loaded.profiles] == ["p"]
+
+
+def test_the_same_refused_value_written_by_the_file_is_reported() -> None:
+    # The control: the same empty value as a fixed request value is the file's error,
+    # at its position, so the trial above did render the refusing line.
+    text = RESERVATION_SITE.format(fixed='    req: {reservation: ""}\n', options="")
+    (problem,) = _problems(text)
+    assert problem.path == "$.profiles[0].req.reservation"
+    assert problem.line == 8
+    assert "is empty where a directive needs a word" in problem.message

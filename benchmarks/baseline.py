@@ -51,8 +51,8 @@ _service_accounts: dict[tuple[str, str], NoCacheServiceAccountAuth] = {}
 class BaselineController(JobController):
     """Job control without the shared status cache."""
 
-    async def observe(self, max_age: float) -> status_cache.Observation:
-        """One request for this job, every time (no cache, no sharing)."""
+    async def observe(self, max_age: float, since: float | None = None) -> status_cache.Observation:
+        """One request for this job, every time (no cache, no sharing: always fresh)."""
         r = self.record
         try:
             if self.access.poll_with_service and self.access.service is not None:

@@ -3,7 +3,9 @@
 :class:`FloorSpawner` is a plain ``jupyterhub.spawner.Spawner``, made the way
 the hub makes spawners (``User._new_spawner``, as ours in :mod:`.hub`) and
 started by the same harness (:func:`.storm.spawn_all`: ``start()`` with a
-``progress()`` consumer, the port delivered once the spawner waits for it).
+``progress()`` consumer, the port delivered by :class:`.storm.JobPart` once the
+spawner waits for it; with ``report="job"`` in the same rounds as ours, after
+the same read of the emulator's jobs, so that both pay the same delivery delay).
 Its ``start()`` does what every spawner does for JupyterHub (``get_env()`` and
 ``get_args()``: the API token, OAuth scopes and URLs in the environment) and
 returns as soon as the port is known: no FirecREST, no identity provider, no

@@ -10,9 +10,20 @@ Every spawner's ``start()`` runs concurrently, each with a ``progress()``
 consumer as a browser on the spawn-pending page would have. The jobs are the
 emulator's simulated jobs (no process): they wait ``queue_delay`` seconds in
 PENDING, then RUN. The job's part (``firecrestspawner-singleuser`` reporting
-its port to the hub API) is played by the harness: once a spawner waits for
-its port (``_phase == "waiting"``) the harness delivers one through the
-spawner's ``PortWaiter``, as the real hub handler does.
+its port to the hub API) is played by the harness (:class:`JobPart`), which
+delivers a port through the spawner's ``PortWaiter``, as the real hub handler
+does. When (``report``):
+
+``job`` (the default)
+    as the job does: once the emulator shows the spawner's job RUNNING, read
+    through the emulator's admin API (``/_emulator/jobs``, not counted as
+    FirecREST requests), whatever the spawner's phase. The floor has no job:
+    its "job" runs once it waits, and it gets its port in the same rounds,
+    after the same emulator read, so both pay the same delivery delay.
+``waiting``
+    the harness of earlier rounds: once the spawner waits for its port
+    (``phase == "waiting"``), i.e. after its own polling noticed RUNNING.
+    Kept for comparison; it hides what noticing the report saves.
 """
 
 from __future__ import annotations
@@ -51,24 +62,95 @@ class StormResult:
     lag: dict[str, float] = field(default_factory=dict)
     endpoints: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    #: When the job's port was reported (:class:`JobPart`): "job" or "waiting".
+    report: str = "job"
+    #: CPU the harness spent reading the emulator's jobs (not in ``cpu_s``), and its reads.
+    harness_cpu_s: float = 0.0
+    harness_reads: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.__dict__}
 
 
-async def _report_ports(spawners: list, stop: asyncio.Event) -> None:
-    """Deliver a port to each spawner once it waits for one (the job's part)."""
-    pending = list(enumerate(spawners))
-    while pending and not stop.is_set():
-        still = []
-        for i, s in pending:
-            waiter = s.port_waiter
-            if s.phase == "waiting" and waiter is not None and waiter.open:
-                waiter.report(20000 + i)
-            elif s.phase not in ("ready", "failed"):
-                still.append((i, s))
-        pending = still
-        await asyncio.sleep(0.02)
+REPORT_MODES = ("job", "waiting")
+
+
+class JobPart:
+    """Plays ``firecrestspawner-singleuser``: reports a port for each spawner.
+
+    ``report="job"``: once the emulator shows the spawner's job RUNNING (for
+    the floor: once it waits), read every ``period`` seconds while a job is
+    due (submitted at least ``queue_delay`` ago). ``cpu_s`` is the CPU this
+    process spent on those reads (in a worker thread): the harness's, not the
+    hub's, and subtracted from the storm's hub CPU.
+    """
+
+    def __init__(
+        self,
+        spawners: list,
+        *,
+        emu: EmulatorHandle | None = None,
+        report: str = "job",
+        queue_delay: float = 0.0,
+        period: float = 0.05,
+    ) -> None:
+        if report not in REPORT_MODES:
+            raise ValueError(f"report must be one of {REPORT_MODES}, not {report!r}")
+        if report == "job" and emu is None:
+            raise ValueError('report="job" reads the emulator\'s jobs: pass emu')
+        self.spawners = spawners
+        self.emu = emu
+        self.report = report
+        self.queue_delay = queue_delay
+        self.period = period if report == "job" else 0.02
+        self.cpu_s = 0.0
+        #: Reads of the emulator's job list.
+        self.reads = 0
+
+    def _running(self) -> set[str]:
+        """Ids of the emulator's RUNNING jobs on the storm's system (a worker thread)."""
+        assert self.emu is not None
+        t0 = time.thread_time()
+        try:
+            system = self.emu.system.lower()
+            return {
+                str(j["jobId"])
+                for j in self.emu.admin.jobs()
+                if str(j.get("system", "")).lower() == system
+                and str((j.get("status") or {}).get("state", "")).split(" ")[0] == "RUNNING"
+            }
+        finally:
+            self.cpu_s += time.thread_time() - t0
+
+    def _due(self, s: Any, now: float) -> bool:
+        """The spawner's job may run by now (submitted at least the queue delay ago)."""
+        if isinstance(s, FloorSpawner):
+            return s.phase == "waiting"
+        submitted = getattr(s.record, "submitted_at", 0.0)
+        return bool(getattr(s.record, "job_id", "")) and submitted + self.queue_delay <= now
+
+    async def run(self, stop: asyncio.Event) -> None:
+        pending = list(enumerate(self.spawners))
+        while pending and not stop.is_set():
+            running: set[str] = set()
+            if self.report == "job" and any(self._due(s, time.time()) for _, s in pending):
+                self.reads += 1
+                running = await asyncio.to_thread(self._running)
+            still = []
+            for i, s in pending:
+                waiter = s.port_waiter
+                if waiter is not None and waiter.open and self._runs(s, running):
+                    waiter.report(20000 + i)
+                elif s.phase not in ("ready", "failed"):
+                    still.append((i, s))
+            pending = still
+            await asyncio.sleep(self.period)
+
+    def _runs(self, s: Any, running: set[str]) -> bool:
+        if self.report == "waiting" or isinstance(s, FloorSpawner):
+            return s.phase == "waiting"
+        job_id = getattr(s.record, "job_id", "")
+        return bool(job_id) and str(job_id) in running
 
 
 async def _consume_progress(spawner: Any) -> int:
@@ -79,15 +161,26 @@ async def _consume_progress(spawner: Any) -> int:
 
 
 async def spawn_all(
-    spawners: list, queue_delay: float, to_submit: list[float] | None = None
+    spawners: list,
+    queue_delay: float,
+    to_submit: list[float] | None = None,
+    *,
+    emu: EmulatorHandle | None = None,
+    report: str = "job",
+    job_part: list[JobPart] | None = None,
 ) -> tuple[list[float], list[str], int]:
     """Start every spawner at once; (durations of the successful, errors, events).
 
     ``to_submit`` receives, per successful spawn, the seconds from ``start()``
-    to the moment the spawner submitted the job.
+    to the moment the spawner submitted the job. ``report``: when the job's
+    port is reported (:class:`JobPart`; ``"job"`` needs ``emu``); ``job_part``
+    receives the :class:`JobPart` (its CPU and reads).
     """
     stop = asyncio.Event()
-    reporter = asyncio.ensure_future(_report_ports(spawners, stop))
+    part = JobPart(spawners, emu=emu, report=report, queue_delay=queue_delay)
+    if job_part is not None:
+        job_part.append(part)
+    reporter = asyncio.ensure_future(part.run(stop))
     durations: list[float] = []
     errors: list[str] = []
 
@@ -119,22 +212,38 @@ async def spawn_all(
 
 
 async def run_storm(
-    emu: EmulatorHandle, n: int, mode: str, *, queue_delay: float, **traits: Any
+    emu: EmulatorHandle,
+    n: int,
+    mode: str,
+    *,
+    queue_delay: float,
+    report: str = "job",
+    **traits: Any,
 ) -> StormResult:
-    """``n`` concurrent spawns; ``emu`` configured with ``queue_delay``."""
+    """``n`` concurrent spawns; ``emu`` configured with ``queue_delay``.
+
+    ``report``: when the job's part reports the port (see :class:`JobPart`).
+    """
     await reset_shared_state()
     baseline.reset()
     hub = BenchHub(emu)
     try:
         with variant(mode):
-            return await _storm(emu, hub, n, mode, queue_delay=queue_delay, **traits)
+            return await _storm(emu, hub, n, mode, queue_delay=queue_delay, report=report, **traits)
     finally:
         await reset_shared_state()
         hub.close()
 
 
 async def _storm(
-    emu: EmulatorHandle, hub: BenchHub, n: int, mode: str, *, queue_delay: float, **traits: Any
+    emu: EmulatorHandle,
+    hub: BenchHub,
+    n: int,
+    mode: str,
+    *,
+    queue_delay: float,
+    report: str,
+    **traits: Any,
 ) -> StormResult:
     tag = "".join(c for c in mode if c.isalnum())
     users = await hub.add_users([f"s{tag}{n}u{i}" for i in range(n)])
@@ -151,15 +260,20 @@ async def _storm(
     if mode == "ours-returning":
         # Steady use: every user has spawned before (unmeasured), so what the
         # spawner remembers per user (default account, token directory) is known.
-        await spawn_all(spawners, queue_delay)
+        await spawn_all(spawners, queue_delay, emu=emu, report=report)
         await asyncio.gather(*(s.stop(now=True) for s in spawners), return_exceptions=True)
         spawners = [hub.new_spawner(u, **kw) for u in users]
     await asyncio.to_thread(emu.admin.reset_counters)
     probe = LagProbe().start()
     cpu = CpuTimer().start()
     to_submit: list[float] = []
-    durations, errors, events = await spawn_all(spawners, queue_delay, to_submit)
+    parts: list[JobPart] = []
+    durations, errors, events = await spawn_all(
+        spawners, queue_delay, to_submit, emu=emu, report=report, job_part=parts
+    )
     cpu_s, _ = cpu.stop()
+    part = parts[0]
+    cpu_s -= part.cpu_s  # the job's part is not the hub's work
     lag = await probe.stop()
     counts = await asyncio.to_thread(emu.counts)
     overheads = [d - queue_delay for d in durations]
@@ -183,4 +297,7 @@ async def _storm(
         lag=lag,
         endpoints=counts["endpoints"],
         errors=sorted(set(errors))[:5],
+        report=report,
+        harness_cpu_s=part.cpu_s,
+        harness_reads=part.reads,
     )

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import time
 from typing import Any
 
 from jupyterhub import apihandlers
@@ -57,12 +58,19 @@ class PortWaiter:
     Created by the spawner in ``start()`` (``self.port_waiter = PortWaiter()``, public: the handler reads it);
     ``port = await waiter.wait(timeout)`` returns the reported port or raises
     ``TimeoutError``; ``waiter.close()`` in a ``finally``. Accepts one report.
+
+    A report (of a port, or one that fails) proves that the job runs:
+    ``reported_at`` is its ``time.monotonic()``, so that the spawner can read
+    the job's state from a request made after it (the job's host always
+    comes from FirecREST, never from the report).
     """
 
     def __init__(self) -> None:
         self._future: asyncio.Future[int] | None = None
         self._closed = False
         self.port: int | None = None
+        #: ``time.monotonic()`` of the report (a port, or a failing one); None before.
+        self.reported_at: float | None = None
 
     def _get_future(self) -> asyncio.Future[int]:
         if self._future is None:
@@ -79,6 +87,7 @@ class PortWaiter:
         if not self.open:
             return False
         self.port = port
+        self.reported_at = time.monotonic()
         future = self._get_future()
         if not future.done():
             future.set_result(port)
@@ -108,6 +117,7 @@ class PortWaiter:
         """End the wait with :class:`PortReportError` (a report that cannot work)."""
         if not self.open:
             return False
+        self.reported_at = time.monotonic()
         future = self._get_future()
         if not future.done():
             future.set_exception(PortReportError(message))

@@ -485,7 +485,7 @@ class FirecRESTSpawnerBase(
             self._set_phase("submitting")
             await self.submit_batch_script()
             self._set_phase("queued")
-            await jobs.wait_until_running(deadline, self.start_timeout)
+            await jobs.wait_until_running(deadline, self.start_timeout, self.port_waiter)
             self.record.host = host = await self._gethost()
             self._set_phase("waiting")
             self.record.port = port = await jobs.wait_for_port(deadline, self.port_waiter)

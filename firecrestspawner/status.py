@@ -15,6 +15,10 @@ for by id, once per interval, and only that job. Errors are results too: an
 A failed fetch whose answer named a ``Retry-After`` (a 429 whose tries were
 used up) is not repeated before that time, whatever age the callers accept:
 they get the failed observation until then (at most :data:`MAX_RETRY_AFTER`).
+
+``since`` asks for an answer fetched after a moment (a job reported that it
+runs): a fetch in flight that started earlier is not joined but awaited, then
+a new one is made; concurrent callers with the same need still share one.
 """
 
 from __future__ import annotations
@@ -58,9 +62,13 @@ class Observation:
 @dataclass
 class _Snapshot:
     fetched_at: float = -1e18
+    #: When the fetch that gave ``jobs`` (or ``error``) started.
+    started_at: float = -1e18
     jobs: dict[str, dict] = field(default_factory=dict)
     error: BaseException | None = None
     task: asyncio.Task | None = None
+    #: When the fetch in flight (``task``) started.
+    task_started_at: float = -1e18
     #: No new fetch before this time (monotonic; a Retry-After of the last error).
     not_before: float = -1e18
 
@@ -86,18 +94,34 @@ class SystemStatus:
         self.held_back = 0
 
     async def _refresh(
-        self, snap: _Snapshot, max_age: float, fetch: Callable[[], Awaitable]
+        self,
+        snap: _Snapshot,
+        max_age: float,
+        fetch: Callable[[], Awaitable],
+        since: float | None = None,
     ) -> None:
         """Bring ``snap`` to at most ``max_age`` old, sharing in-flight fetches.
 
-        Not before the server said it may be asked again (``Retry-After``).
+        With ``since``: from a fetch that started at or after it. Not before
+        the server said it may be asked again (``Retry-After``).
         """
-        now = self._clock()
-        if snap.task is None and (now - snap.fetched_at <= max_age or now < snap.not_before):
-            if now < snap.not_before:
-                self.held_back += 1
-            return
+        while True:
+            now = self._clock()
+            if snap.task is None:
+                fresh = now - snap.fetched_at <= max_age and (
+                    since is None or snap.started_at >= since
+                )
+                if fresh or now < snap.not_before:
+                    if now < snap.not_before:
+                        self.held_back += 1
+                    return
+                break
+            if since is None or snap.task_started_at >= since:
+                break
+            # In flight, but asked before ``since``: its answer may be older.
+            await asyncio.shield(snap.task)
         if snap.task is None:
+            started = self._clock()
 
             async def run() -> None:
                 try:
@@ -114,9 +138,11 @@ class SystemStatus:
                     snap.jobs = result
                 finally:
                     snap.fetched_at = self._clock()
+                    snap.started_at = started
                     snap.task = None
 
             snap.task = asyncio.ensure_future(run())
+            snap.task_started_at = started
             snap.task.add_done_callback(_consume)
         # A caller that is cancelled (hub timeout) must not cancel the shared fetch.
         await asyncio.shield(snap.task)
@@ -129,8 +155,13 @@ class SystemStatus:
         list_jobs: ListFetcher,
         get_job: JobFetcher,
         max_age: float,
+        since: float | None = None,
     ) -> Observation:
-        """The job ``job_id`` as seen at most ``max_age`` seconds ago."""
+        """The job ``job_id`` as seen at most ``max_age`` seconds ago.
+
+        ``since`` (this cache's clock, ``time.monotonic`` by default): only
+        from a request that started at or after it.
+        """
         snap = self._lists.setdefault(identity, _Snapshot())
 
         async def fetch_list() -> dict[str, dict]:
@@ -138,7 +169,7 @@ class SystemStatus:
             jobs = await list_jobs()
             return {str(j.get("jobId")): j for j in jobs or []}
 
-        await self._refresh(snap, max_age, fetch_list)
+        await self._refresh(snap, max_age, fetch_list, since)
         if snap.fetched_at:
             metrics.status_cache_age(self.system, self._clock() - snap.fetched_at)
         if snap.error is not None:
@@ -155,7 +186,7 @@ class SystemStatus:
             found = await get_job()
             return {str(job_id): found} if found is not None else {}
 
-        await self._refresh(one, max_age, fetch_one)
+        await self._refresh(one, max_age, fetch_one, since)
         self._prune()
         if one.error is not None:
             return Observation(None, one.fetched_at, one.error)

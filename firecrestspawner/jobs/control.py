@@ -370,11 +370,25 @@ class JobController(JobCanceller):
 
     # ---------------------------------------------------------------- waits
 
-    async def wait_until_running(self, deadline: float, start_timeout: float) -> None:
+    async def wait_until_running(
+        self, deadline: float, start_timeout: float, waiter: PortWaiter | None = None
+    ) -> None:
+        """Wait until FirecREST shows the job running.
+
+        The job is read through the shared cache, with pauses growing from
+        ``startup_poll_interval`` to ``startup_poll_max_interval``. The job's
+        port report (``waiter``) proves that it runs: it ends the pause, and
+        the job is read again from a request made after the report, because
+        its host comes from FirecREST, never from the report.
+        """
         r = self.record
         s = self.settings
         first = max(0.05, s.startup_poll_interval)
-        async for _ in Backoff(deadline, first=first, most=max(first, s.startup_poll_max_interval)):
+        most = max(first, s.startup_poll_max_interval)
+        async for _ in Backoff(deadline, first=first, most=most, wake=_report_wake(waiter)):
+            if waiter is not None and waiter.reported_at is not None:
+                await self._confirm_running(deadline, start_timeout, waiter)
+                return
             status = await self.status(max_age=s.startup_poll_interval)
             if status is JobStatus.RUNNING:
                 return
@@ -382,8 +396,48 @@ class JobController(JobCanceller):
                 await self.raise_job_ended("before the server started")
             if status is JobStatus.UNKNOWN:
                 self.log.debug("Job %s status unknown: %s", r.job_id, r.last_error)
+        raise self._start_timeout(start_timeout)
+
+    async def _confirm_running(
+        self, deadline: float, start_timeout: float, waiter: PortWaiter
+    ) -> None:
+        """After the job reported: read it from requests made since, until it shows running.
+
+        Normally one read. While FirecREST cannot be read (an outage) or
+        does not show the job running yet, the reads go on with backoff
+        until the deadline: the job is kept, the spawn goes on.
+        """
+        r = self.record
+        s = self.settings
+        _reported_port(waiter, r.job_id)  # a report that cannot work ends the spawn now
+        since = waiter.reported_at
+        self.log.debug("Job %s reported its port; reading its state", r.job_id)
+        first = max(0.05, min(s.startup_poll_interval, 1.0))
+        most = max(first, s.startup_poll_max_interval)
+        async for _ in Backoff(deadline, first=first, most=most):
+            status = await self.status(max_age=0, since=since)
+            if status is JobStatus.RUNNING:
+                return
+            if status is JobStatus.NOTFOUND:
+                await self.raise_job_ended("before the server started")
+            if status is JobStatus.UNKNOWN:
+                self.log.info(
+                    "Job %s reported its port, but its state cannot be read: %s",
+                    r.job_id,
+                    r.last_error,
+                )
+            else:
+                self.log.info(
+                    "Job %s reported its port, but FirecREST shows it %s",
+                    r.job_id,
+                    r.job_status or "unknown",
+                )
+        raise self._start_timeout(start_timeout)
+
+    def _start_timeout(self, start_timeout: float) -> HTTPError:
         # Our own deadline, whatever the job record says: the caller cancels the job.
-        raise spawn_error(
+        r = self.record
+        return spawn_error(
             f"Job {r.job_id} did not start within {start_timeout:.0f} s "
             f"(last state: {r.job_status or r.last_error or 'unknown'}).",
             reason="start-timeout",
@@ -406,14 +460,7 @@ class JobController(JobCanceller):
         first = max(1.0, s.startup_poll_interval)
         most = max(first, s.startup_poll_max_interval)
         async for _ in Backoff(deadline, first=first, most=most, wake=wake):
-            try:
-                port = waiter.reported()
-            except PortReportError as e:
-                raise spawn_error(
-                    f"Job {r.job_id} cannot serve the notebook: {e}",
-                    reason="legacy-wrapper",
-                    status_code=500,
-                ) from None
+            port = _reported_port(waiter, r.job_id)
             if port is not None:
                 return port
             if r.token_file and asyncio.get_running_loop().time() >= check_file_at:
@@ -552,6 +599,31 @@ class Preparation:
         )
         self.account = fresh
         return True
+
+
+def _report_wake(waiter: PortWaiter | None) -> Callable[[float], Awaitable[None]]:
+    """A Backoff pause that ends early when the job reports (a port, or a failing report)."""
+
+    async def wake(pause: float) -> None:
+        if waiter is None or (waiter.reported_at is None and not waiter.open):
+            await asyncio.sleep(pause)  # no report can come any more
+            return
+        with contextlib.suppress(TimeoutError, asyncio.TimeoutError, PortReportError, RuntimeError):
+            await waiter.wait(pause)
+
+    return wake
+
+
+def _reported_port(waiter: PortWaiter, job_id: str) -> int | None:
+    """The reported port, None while none came; a spawn error after a report that cannot work."""
+    try:
+        return waiter.reported()
+    except PortReportError as e:
+        raise spawn_error(
+            f"Job {job_id} cannot serve the notebook: {e}",
+            reason="legacy-wrapper",
+            status_code=500,
+        ) from None
 
 
 def _token_dir(workdir: str) -> str:

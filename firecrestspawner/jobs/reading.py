@@ -147,7 +147,8 @@ class JobReader:
 
     # ---------------------------------------------------------------- status
 
-    async def observe(self, max_age: float) -> status_cache.Observation:
+    async def observe(self, max_age: float, since: float | None = None) -> status_cache.Observation:
+        """The job through the shared cache; ``since`` (``time.monotonic``): fetched after it."""
         r = self.record
         cache = status_cache.get_status(r.firecrest_url, r.system)
         job_id, system = r.job_id, r.system
@@ -166,14 +167,21 @@ class JobReader:
             list_jobs=lambda: client.jobs(system, allusers=allusers),
             get_job=lambda: client.job(system, job_id),
             max_age=max_age,
+            since=since,
         )
 
-    async def status(self, max_age: float | None = None) -> JobStatus:
-        """Observe the job (shared cache) and update the record."""
+    async def status(
+        self, max_age: float | None = None, *, since: float | None = None
+    ) -> JobStatus:
+        """Observe the job (shared cache) and update the record.
+
+        ``since`` (``time.monotonic``): from a request that started after it.
+        """
         if not self.record.job_id:
             return JobStatus.NOTFOUND
         age = self.settings.status_max_age if max_age is None else max_age
-        result = self.apply(await self.observe(age))
+        obs = await self.observe(age) if since is None else await self.observe(age, since)
+        result = self.apply(obs)
         if self._on_change is not None:
             self._on_change()
         return result

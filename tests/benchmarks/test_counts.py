@@ -85,7 +85,7 @@ async def test_spawn_storm_request_counts(emu, hub, mode):
         hub.new_spawner(u, cls, **traits) if cls else hub.new_spawner(u, **traits) for u in users
     ]
     emu.admin.reset_counters()
-    durations, errors, events = await spawn_all(spawners, 0.0)
+    durations, errors, events = await spawn_all(spawners, 0.0, emu=emu)
     assert errors == []
     assert len(durations) == n
     assert events >= n
@@ -132,13 +132,13 @@ async def test_steady_use_spawn_makes_three_requests_and_at_most_one_token(emu, 
     users = await hub.add_users([f"steady{i}" for i in range(n)])
     traits = hub.traits(startup_poll_interval=0.1, startup_poll_max_interval=0.2)
     first = [hub.new_spawner(u, **traits) for u in users]
-    _, errors, _ = await spawn_all(first, 0.0)
+    _, errors, _ = await spawn_all(first, 0.0, emu=emu)
     assert errors == []
     for s in first:
         await s.stop(now=True)
     again = [hub.new_spawner(u, **traits) for u in users]
     emu.admin.reset_counters()
-    _, errors, _ = await spawn_all(again, 0.0)
+    _, errors, _ = await spawn_all(again, 0.0, emu=emu)
     assert errors == []
     counts = emu.counts()
     ep = counts["endpoints"]
@@ -185,6 +185,34 @@ async def test_harness_storm_of_returning_users(emu):
     assert ep["PUT /filesystem/{system}/ops/chmod"] == 3
     assert "GET /status/{system}/userinfo" not in ep
     assert "POST /filesystem/{system}/ops/mkdir" not in ep
+
+
+async def test_harness_reports_the_port_once_the_job_runs():
+    """The job's part (``report="job"``) reports when the emulator shows the job
+    RUNNING, whatever the spawner's phase: with start-up polling set to an hour,
+    the spawns end only because the report wakes them (in the earlier harness,
+    which waited for the spawner's phase "waiting", they would not)."""
+    with emulator_thread(bench_config(queue_delay=1.0)) as slow_queue:
+        hour = 3600
+        r = await asyncio.wait_for(
+            run_storm(
+                slow_queue,
+                3,
+                "ours",
+                queue_delay=1.0,
+                startup_poll_interval=hour,
+                startup_poll_max_interval=hour,
+                start_timeout=2 * hour,
+            ),
+            60,
+        )
+    assert (r.ok, r.failed) == (3, 0)
+    assert r.report == "job"
+    assert r.harness_reads > 0
+    # The shared job list: read after the submits and again after the reports
+    # (concurrent reads share one request), at most twice per spawn.
+    assert 2 <= r.endpoints[LIST] <= 6
+    assert JOB not in r.endpoints
 
 
 async def test_harness_storm_floor_does_no_remote_work(emu):

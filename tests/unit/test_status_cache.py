@@ -207,3 +207,39 @@ async def test_retry_after_is_capped():
     clock.now += 2
     await observe()
     assert calls == ["list", "list"]
+
+
+async def test_since_waits_out_an_older_fetch_and_shares_a_newer_one():
+    """``since`` (a job reported that it runs): an answer from a request made after it.
+
+    A fetch already in flight that started before ``since`` may carry the old
+    state: it is not joined, a new one is made; callers with the same need
+    share that one.
+    """
+    clock = Clock()
+    cache = SystemStatus("http://f7t", "cluster", clock=clock)
+    calls: list[str] = []
+    state = {"now": "PENDING"}
+
+    async def list_jobs():
+        calls.append("list")
+        seen = state["now"]  # the state when the request is made
+        await asyncio.sleep(0.05)
+        return [{"jobId": "1", "status": {"state": seen}}]
+
+    kw = {"identity": "sa", "list_jobs": list_jobs, "get_job": getter(None, calls)}
+    older = asyncio.ensure_future(cache.observe("1", max_age=10, **kw))
+    await asyncio.sleep(0.01)  # the older fetch is in flight
+    clock.now += 1
+    state["now"] = "RUNNING"
+    since = clock.now  # the report
+    fresh = [
+        asyncio.ensure_future(cache.observe("1", max_age=0, since=since, **kw)) for _ in range(3)
+    ]
+    assert (await older).job["status"]["state"] == "PENDING"
+    assert [(await f).job["status"]["state"] for f in fresh] == ["RUNNING"] * 3
+    assert calls == ["list", "list"]
+    # An answer from after ``since`` satisfies the next asker within max_age.
+    again = await cache.observe("1", max_age=10, since=since, **kw)
+    assert again.job["status"]["state"] == "RUNNING"
+    assert calls == ["list", "list"]

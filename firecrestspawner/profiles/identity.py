@@ -143,18 +143,25 @@ def missing_note(identities: Iterable[ClusterIdentity]) -> str:
     )
 
 
-def refusal(profile: Profile, user: UserInfo) -> str | None:
-    """Why a profile the user asked for is not visible, when the reason is an unread userinfo."""
-    if not restricted(profile):
-        return None
-    for variant in profile.variants.values() or (profile,):
-        ident = user.identity(variant.system)
-        if ident is None or not ident.known:
-            return (
-                f"profile {profile.id!r} is restricted to projects or Unix groups on "
-                f"{variant.system}, which cannot be read from FirecREST now; try again later"
-            )
-    return None
+def unread_note(profile_set: ProfileSet, user: UserInfo) -> str:
+    """What an unknown-profile answer adds while the user's userinfo cannot be read ("" if it can).
+
+    It depends on the profiles and the user only, never on the id asked for: a
+    profile hidden by ``accounts``/``unix_groups`` during an outage gets the same
+    answer as an id that does not exist (the form's note says as much), so asking
+    by id confirms no restricted profile; the user still learns to retry.
+    """
+    unread = [
+        system
+        for system in systems_needed(profile_set)
+        if (ident := user.identity(system)) is None or not ident.known
+    ]
+    if not unread:
+        return ""
+    return (
+        f"your projects and Unix groups on {', '.join(unread)} cannot be read from FirecREST "
+        "now, so profiles restricted to them are not available; try again later"
+    )
 
 
 __all__ = [
@@ -166,9 +173,9 @@ __all__ = [
     "holds",
     "identity_choices",
     "missing_note",
-    "refusal",
     "restricted",
     "systems_needed",
+    "unread_note",
     "userinfo_names",
 ]
 
@@ -213,8 +220,9 @@ DOC = [
         "site has no Slurm accounting), the user holds **nothing** there: every item "
         "restricted only by `accounts`/`unix_groups` is hidden and refused (fail closed). The "
         "form then says that profiles and options restricted to projects or Unix groups on "
-        "that system are not shown now, and a request for such a profile is refused with "
-        "that reason instead of 'unknown profile'. `accounts: null` in userinfo (no "
+        "that system are not shown now, and a request for a profile the user cannot see "
+        "gets 'unknown profile' with that reason added, the same answer whether the profile "
+        "exists or not (asking by id confirms no restricted profile). `accounts: null` in userinfo (no "
         "accounting) means no account: use `unix_groups` on such sites. For a profile with "
         "`systems:`, the lists are checked on each system: the form offers only the systems "
         "where the user matches, and options, choices and images are checked on the chosen one."

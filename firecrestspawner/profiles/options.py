@@ -56,7 +56,7 @@ from .choices import (
 )
 from .dependent import effective_option
 from .errors import OptionError, short
-from .identity import refusal
+from .identity import unread_note
 from .models import Profile, ProfileSet, duration_seconds, format_duration, readable_duration
 from .numbers import MAX_NUMBER, check_integer, check_number, number_text
 from .script import (
@@ -638,12 +638,12 @@ def _pick_profile(profile_set: ProfileSet, wanted: Any, user: UserInfo) -> Profi
     for profile in visible:
         if profile.id == wanted:
             return profile
-    hidden = profile_set.get(wanted) if isinstance(wanted, str) else None
-    reason = refusal(hidden, user) if hidden is not None else None
-    if reason is not None:  # fail closed, and say why
-        raise OptionError(PROFILE_KEY, reason)
     names = ", ".join(p.id for p in visible) or "(none)"
-    raise OptionError(PROFILE_KEY, f"unknown profile {short(wanted)}; available to you: {names}")
+    message = f"unknown profile {short(wanted)}; available to you: {names}"
+    # Fail closed during a userinfo outage, and say why, in words that do not depend
+    # on whether the id exists (a hidden profile's id is not confirmed to anyone).
+    note = unread_note(profile_set, user)
+    raise OptionError(PROFILE_KEY, f"{message}; {note}" if note else message)
 
 
 __all__ = [

@@ -243,6 +243,19 @@ async def test_unreadable_userinfo_hides_and_refuses_and_the_form_says_why(
     message = r.json()["message"]
     assert "g152-large" in message
     assert "cannot be read from FirecREST now" in message
+    assert "try again later" in message
+    # The same answer as for an id that does not exist: asking confirms nothing.
+    r = await api_request(
+        app,
+        "users",
+        user.name,
+        "server",
+        method="post",
+        data=json.dumps({"profile": "no-such-profile"}),
+    )
+    assert r.status_code == 400
+    unknown = r.json()["message"]
+    assert message.replace("g152-large", "ID") == unknown.replace("no-such-profile", "ID")
     assert len(jobs_of(hub_emulator, user.name)) == before
 
 

@@ -193,7 +193,26 @@ def test_unreadable_userinfo_fails_closed_and_says_why(profiles):
         validate_options(profiles, {"profile": "project"}, user=unknown)
     assert e.value.field == "profile"
     assert "cannot be read from FirecREST now" in e.value.message
-    assert "'project'" in e.value.message
+    assert "try again later" in e.value.message
+    assert "daint" in e.value.message
+    # ... in the same words as for an id that does not exist: asking by id confirms
+    # no restricted profile (only the id asked for is echoed, as always).
+    with pytest.raises(OptionError) as nothing:
+        validate_options(profiles, {"profile": "no-such"}, user=unknown)
+    assert nothing.value.field == "profile"
+    assert e.value.message.replace("'project'", "ID") == nothing.value.message.replace(
+        "'no-such'", "ID"
+    )
+    assert "restricted to projects" not in e.value.message
+    # Normally (userinfo read), hidden and unknown ids get the plain answer, also alike.
+    plain = who(**{s: ident(s, accounts=["g999"]) for s in ("daint", "eiger", "pbsx")})
+    answers = []
+    for wanted in ("project", "no-such"):
+        with pytest.raises(OptionError) as normal:
+            validate_options(profiles, {"profile": wanted}, user=plain)
+        answers.append(normal.value.message.replace(repr(wanted), "ID"))
+    assert answers[0] == answers[1]
+    assert "cannot be read" not in answers[0]
     with pytest.raises(OptionError) as e:
         validate_options(profiles, {"profile": "open", "memory": "huge"}, user=unknown)
     assert e.value.field == "memory"

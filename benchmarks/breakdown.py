@@ -1,4 +1,4 @@
-"""Where start() -> submit goes: every HTTP request of each spawn, timed.
+"""Where a spawn's time goes: every HTTP request of each spawn, timed.
 
 Runs ``n`` spawns of our spawner at once through the storm harness
 (:func:`.storm.spawn_all`) against the benchmark emulator, with
@@ -7,6 +7,11 @@ record each request of each spawn: method, endpoint, start and end. For the
 part of each spawn before its job is submitted it reports, per endpoint, the
 requests per spawn and their median time, and the time covered by no request
 (the spawner's own CPU, waiting for the event loop, a lock or a pool slot).
+After the submit it splits the rest: submit -> the job's port report (the
+queue delay, the emulator's start of the job and the job's part noticing it,
+:class:`.storm.JobPart`), and report -> ``start()`` returns (our spawner: the
+read of the job after the report, the host, the port), with the requests of
+that last part.
 
     .venv/bin/python -m benchmarks.breakdown --spawns 1,50
 """
@@ -27,7 +32,7 @@ import httpx
 from . import baseline
 from .emulator import bench_config, emulator_process
 from .hub import BenchHub, reset_shared_state
-from .storm import spawn_all
+from .storm import JobPart, spawn_all
 
 _SPAWN: contextvars.ContextVar[int] = contextvars.ContextVar("bench_spawn", default=-1)
 _IDS = re.compile(r"/(?:\d+|[0-9a-f]{16,})(?=/|$)")
@@ -63,25 +68,31 @@ async def run(n: int, queue_delay: float = 1.0, warm: bool = False) -> dict[str,
             users = await hub.add_users([f"bd{n}{'w' if warm else ''}u{i}" for i in range(n)])
             if warm:
                 first = [hub.new_spawner(u, **hub.traits()) for u in users]
-                await spawn_all(first, queue_delay)
+                await spawn_all(first, queue_delay, emu=emu)
                 await asyncio.gather(*(s.stop(now=True) for s in first), return_exceptions=True)
             spawners = [hub.new_spawner(u, **hub.traits()) for u in users]
             starts: dict[int, float] = {}
+            ended: dict[int, float] = {}
             original = [s.start for s in spawners]
 
             def tagged(i: int) -> Any:
                 async def start() -> Any:
                     _SPAWN.set(i)
                     starts[i] = time.time()
-                    return await original[i]()
+                    result = await original[i]()
+                    ended[i] = time.time()
+                    return result
 
                 return start
 
             for i, s in enumerate(spawners):
                 s.start = tagged(i)
             httpx.AsyncClient.send = send  # type: ignore[method-assign]
+            parts: list[JobPart] = []
             try:
-                _durations, errors, _ = await spawn_all(spawners, queue_delay)
+                _durations, errors, _ = await spawn_all(
+                    spawners, queue_delay, emu=emu, job_part=parts
+                )
             finally:
                 httpx.AsyncClient.send = real_send  # type: ignore[method-assign]
             submitted = {i: s.record.submitted_at for i, s in enumerate(spawners)}
@@ -111,6 +122,18 @@ async def run(n: int, queue_delay: float = 1.0, warm: bool = False) -> dict[str,
         uncovered.append((t_sub - t_start) - covered)
     untagged = sum(1 for c in calls if c[0] < 0)
     ok = len(to_submit)
+    # After the submit: to the report (queue, emulator, job's part), then ours.
+    reported = parts[0].reported_at if parts else {}
+    to_report: list[float] = []
+    after_report: list[float] = []
+    late: dict[str, list[float]] = {}
+    for i in range(n):
+        if i not in ended or i not in reported or not submitted.get(i):
+            continue
+        to_report.append(reported[i] - submitted[i] - queue_delay)
+        after_report.append(ended[i] - reported[i])
+        for _, ep, a, b in (c for c in calls if c[0] == i and c[2] >= reported[i]):
+            late.setdefault(ep, []).append(b - a)
     return {
         "spawns": n,
         "warm": warm,
@@ -123,8 +146,28 @@ async def run(n: int, queue_delay: float = 1.0, warm: bool = False) -> dict[str,
             for ep, ts in sorted(per_endpoint.items(), key=lambda kv: -sum(kv[1]))
         },
         "untagged_requests": untagged,
+        "queue_delay": queue_delay,
+        "submit_to_report_beyond_queue_p50_s": _median(to_report),
+        "submit_to_report_beyond_queue_p95_s": _p95(to_report),
+        "report_to_return_p50_s": _median(after_report),
+        "report_to_return_p95_s": _p95(after_report),
+        "after_report": {
+            ep: {
+                "per_spawn": len(ts) / max(len(after_report), 1),
+                "median_s": statistics.median(ts),
+            }
+            for ep, ts in sorted(late.items(), key=lambda kv: -sum(kv[1]))
+        },
         "loadavg": os.getloadavg(),
     }
+
+
+def _median(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def _p95(xs: list[float]) -> float:
+    return sorted(xs)[min(len(xs) - 1, int(0.95 * len(xs)))] if xs else float("nan")
 
 
 def table(r: dict[str, Any]) -> str:
@@ -141,6 +184,21 @@ def table(r: dict[str, Any]) -> str:
     ]
     for ep, d in r["endpoints"].items():
         rows.append(f"| `{ep}` | {d['per_spawn']:.2f} | {d['median_s']:.3f} |")
+    if "report_to_return_p50_s" in r:
+        rows += [
+            "",
+            (
+                f"After the submit: submit -> port report beyond the queue delay "
+                f"({r['queue_delay']:.0f} s) p50 / p95 {r['submit_to_report_beyond_queue_p50_s']:.3f}"
+                f" / {r['submit_to_report_beyond_queue_p95_s']:.3f} s; report -> start() returns "
+                f"p50 / p95 {r['report_to_return_p50_s']:.3f} / {r['report_to_return_p95_s']:.3f} s"
+            ),
+            "",
+            "| request after the report | per spawn | median time (s) |",
+            "|---|---|---|",
+        ]
+        for ep, d in r["after_report"].items():
+            rows.append(f"| `{ep}` | {d['per_spawn']:.2f} | {d['median_s']:.3f} |")
     return "\n".join(rows)
 
 

@@ -59,9 +59,11 @@ def bench_config(
 class EmulatorHandle:
     """URL, IdP and admin client of a running emulator."""
 
-    def __init__(self, url: str, config: EmulatorConfig) -> None:
+    def __init__(self, url: str, config: EmulatorConfig, pid: int | None = None) -> None:
         self.url = url
         self.config = config
+        #: The emulator's process (None when it runs in a thread of this one).
+        self.pid = pid
         self.token_url = f"{url}/idp/token"
         self.admin = AdminClient(url, config.admin_token)
 
@@ -142,7 +144,7 @@ def emulator_process(config: EmulatorConfig) -> Iterator[EmulatorHandle]:
     if not url:
         proc.kill()
         raise RuntimeError("the emulator process did not start")
-    handle = EmulatorHandle(url, config)
+    handle = EmulatorHandle(url, config, pid=proc.pid)
     try:
         yield handle
     finally:

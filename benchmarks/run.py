@@ -239,6 +239,23 @@ def storm_table(results: list[dict[str, Any]]) -> str:
             f"| {n} | floor | {_f(f['overhead_p95_s'], 2)} (p50 {_f(f['overhead_p50_s'], 2)}) "
             "| | | |"
         )
+    busy = [r for r in results if r.get("busy")]
+    if busy:
+        rows += [
+            "",
+            "| spawns | mode | emulator CPU s | cores used until the last submit: emulator / hub (window s) | after it: emulator / hub (window s) |",
+            "|---|---|---|---|---|",
+        ]
+    for r in busy:
+        cells = []
+        for key in ("submits", "after_submits"):
+            b = r["busy"].get(key)
+            cells.append(
+                f"{_f(b['emulator'], 2)} / {_f(b['hub'], 2)} ({_f(b['s'], 1)})" if b else "-"
+            )
+        rows.append(
+            f"| {r['n']} | {r['mode']} | {_f(r.get('emulator_cpu_s'), 2)} | {cells[0]} | {cells[1]} |"
+        )
     return "\n".join(rows)
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,12 +68,75 @@ class StormResult:
     #: CPU the harness spent reading the emulator's jobs (not in ``cpu_s``), and its reads.
     harness_cpu_s: float = 0.0
     harness_reads: int = 0
+    #: CPU seconds of the emulator's process during the storm (None: not measured).
+    emulator_cpu_s: float | None = None
+    #: Share of one core used from the first start() to the last submit, and
+    #: from then to the last return: {"submits": {"emulator": x, "hub": y, "s": wall}, ...}.
+    busy: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.__dict__}
 
 
 REPORT_MODES = ("job", "waiting")
+
+
+class CpuSampler:
+    """CPU seconds of the emulator's process and of this one, sampled over time.
+
+    Reads ``/proc/PID/stat`` (Linux; 10 ms resolution) every ``period``
+    seconds, to show which process is busy in which part of a storm.
+    """
+
+    def __init__(self, pid: int | None, period: float = 0.1) -> None:
+        self.pid = pid
+        self.period = period
+        self.samples: list[tuple[float, float, float]] = []  # (time.time(), emulator, hub)
+        self._task: asyncio.Task | None = None
+        self._tick = os.sysconf("SC_CLK_TCK")
+
+    def _emulator_cpu(self) -> float:
+        try:
+            with open(f"/proc/{self.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan")
+        return (int(fields[11]) + int(fields[12])) / self._tick  # utime + stime
+
+    def sample(self) -> None:
+        if self.pid is not None:
+            self.samples.append((time.time(), self._emulator_cpu(), time.process_time()))
+
+    async def _run(self) -> None:
+        while True:
+            self.sample()
+            await asyncio.sleep(self.period)
+
+    def start(self) -> CpuSampler:
+        if self.pid is not None:
+            self._task = asyncio.ensure_future(self._run())
+        return self
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self.sample()
+
+    def total(self) -> float | None:
+        if len(self.samples) < 2:
+            return None
+        return self.samples[-1][1] - self.samples[0][1]
+
+    def busy(self, t0: float, t1: float) -> dict[str, float]:
+        """Cores used by the emulator and by this process between two ``time.time()``s."""
+        inside = [s for s in self.samples if t0 <= s[0] <= t1]
+        if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+            return {}
+        a, b = inside[0], inside[-1]
+        wall = b[0] - a[0]
+        return {"emulator": (b[1] - a[1]) / wall, "hub": (b[2] - a[2]) / wall, "s": wall}
 
 
 class JobPart:
@@ -106,6 +170,8 @@ class JobPart:
         self.cpu_s = 0.0
         #: Reads of the emulator's job list.
         self.reads = 0
+        #: ``time.time()`` of each spawner's report, by its index.
+        self.reported_at: dict[int, float] = {}
 
     def _running(self) -> set[str]:
         """Ids of the emulator's RUNNING jobs on the storm's system (a worker thread)."""
@@ -141,6 +207,7 @@ class JobPart:
                 waiter = s.port_waiter
                 if waiter is not None and waiter.open and self._runs(s, running):
                     waiter.report(20000 + i)
+                    self.reported_at[i] = time.time()
                 elif s.phase not in ("ready", "failed"):
                     still.append((i, s))
             pending = still
@@ -265,6 +332,8 @@ async def _storm(
         spawners = [hub.new_spawner(u, **kw) for u in users]
     await asyncio.to_thread(emu.admin.reset_counters)
     probe = LagProbe().start()
+    sampler = CpuSampler(emu.pid).start()
+    t_start = time.time()
     cpu = CpuTimer().start()
     to_submit: list[float] = []
     parts: list[JobPart] = []
@@ -274,7 +343,15 @@ async def _storm(
     cpu_s, _ = cpu.stop()
     part = parts[0]
     cpu_s -= part.cpu_s  # the job's part is not the hub's work
+    t_end = time.time()
+    await sampler.stop()
     lag = await probe.stop()
+    submitted = [s.record.submitted_at for s in spawners if s.record.submitted_at]
+    t_submits = max(submitted) if submitted else t_start
+    busy = {
+        "submits": sampler.busy(t_start, t_submits),
+        "after_submits": sampler.busy(t_submits, t_end),
+    }
     counts = await asyncio.to_thread(emu.counts)
     overheads = [d - queue_delay for d in durations]
     # Clean up (not measured): cancel every job.
@@ -300,4 +377,6 @@ async def _storm(
         report=report,
         harness_cpu_s=part.cpu_s,
         harness_reads=part.reads,
+        emulator_cpu_s=sampler.total(),
+        busy={k: v for k, v in busy.items() if v},
     )

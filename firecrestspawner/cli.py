@@ -5,7 +5,8 @@ them together. Every provider module exposes ``register_cli(subparsers)``.
 
 Start-up is kept cheap: :func:`main` imports only the module of the subcommand
 it runs (``validate`` must not pay for JupyterHub, the emulator or the demo; a
-pre-commit hook runs it on every commit). The other subcommands appear in
+pre-commit hook runs it on every commit), and ``validate`` builds the profile
+models without pydantic (:mod:`firecrestspawner.profiles.lightmodels`). The other subcommands appear in
 ``--help`` from :data:`COMMANDS` without being imported.
 """
 
@@ -18,6 +19,9 @@ import sys
 from collections.abc import Sequence
 
 from ._version import __version__
+
+#: profiles/lightmodels.py ``ENV`` (not imported from there: that would load the package).
+LIGHT_MODELS_ENV = "_FIRECRESTSPAWNER_LIGHT_MODELS"
 
 #: Subcommand -> (module whose ``register_cli`` adds it, its line in ``--help``),
 #: in the order they appear in --help. The help text must be the one the module
@@ -111,6 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # pydantic looks for plugins (every installed distribution's entry points,
         # 10-30 ms) when it builds the first validator; the profile models use none.
         os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    if as_program and command == "validate":
+        # The profile models as plain classes (no pydantic import): every text they
+        # get has passed the JSON Schema first (see profiles/lightmodels.py).
+        os.environ[LIGHT_MODELS_ENV] = "1"
     parser = build_parser(command)
     args = parser.parse_args(argv)
     result = args.func(args)

@@ -9,7 +9,8 @@ pure (no hub, no network, no threads or subprocesses;
   ``OptionError``
 - :mod:`.models`: the file format (pydantic; the JSON Schema is generated from it)
   and the frozen :class:`Profile` / :class:`ProfileSet` loading produces; :mod:`.option_kinds`
-  its option kinds (re-exported by :mod:`.models`)
+  its option kinds (re-exported by :mod:`.models`); :mod:`.lightmodels` the same classes
+  without pydantic, in a ``firecrestspawner validate`` process
 - :mod:`.report`: JSON Schema errors -> problems with hints
 - :mod:`.checks`: cross-field checks, resolution into frozen profiles
 - :mod:`.trial`: validate-time renderings with every value the file declares

@@ -1,16 +1,28 @@
 """Identifier patterns, value types and the frozen base model of the profile format (pure).
 
-Shared by :mod:`.models` (the file format), :mod:`.option_kinds` (its option
-kinds) and :mod:`.rules` (dependent limits and the scheduler-option allow-list),
-which :mod:`.models` builds on. The patterns are also importable from
+Also where the model classes get ``BaseModel``, ``Field``, ``StringConstraints``,
+``model_validator`` and ``ValidationError`` from: pydantic, or in a ``validate``
+process :mod:`.lightmodels`. Shared by :mod:`.models` (the file format),
+:mod:`.option_kinds` (its option kinds) and :mod:`.rules` (dependent limits and
+the scheduler-option allow-list), which :mod:`.models` builds on. The patterns are also importable from
 :mod:`.models`.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import os
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from .lightmodels import ENV
+
+if TYPE_CHECKING or os.environ.get(ENV) != "1":
+    from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+    from pydantic import ValidationError as ValidationError
+    from pydantic import model_validator as model_validator
+else:  # `firecrestspawner validate`: see lightmodels.py
+    from .lightmodels import BaseModel, ConfigDict, Field, StringConstraints
+    from .lightmodels import ValidationError as ValidationError
+    from .lightmodels import model_validator as model_validator
 
 # -- identifiers ---------------------------------------------------------------
 #: Profile ids: slugs, safe in URLs, form values and job names.

@@ -25,12 +25,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from . import models as m
 from .checks import check_file
 from .errors import Problem, ProfileError, describe_type, json_path, sort_problems
 from .fastyaml import NOT_FAST, load_plain
+from .fields import ValidationError
 from .models import Profile, ProfileSet
 from .parse import MAX_FILE_BYTES, format_for, parse_text, position
 from .prune import map_back, prune

@@ -19,8 +19,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, StringConstraints, model_validator
-
 from ..states import StateRegexes
 from .durations import duration_seconds, format_duration, readable_duration
 from .errors import ProfileError
@@ -33,18 +31,22 @@ from .fields import (
     SCHEDULER_FLAG_PATTERN,
     SLUG_PATTERN,
     SYSTEM_PATTERN,
+    ConfigDict,
     DisplayText,
+    Field,
     LongText,
     Principal,
     Regex,
     ReqMap,
     Slug,
+    StringConstraints,
     SystemName,
     Url,
     _accounts,
     _desc,
     _Model,
     _unix_groups,
+    model_validator,
 )
 from .option_kinds import (
     OPTION_KINDS,

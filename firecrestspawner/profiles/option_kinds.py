@@ -10,24 +10,25 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, model_validator
-
 from .fields import (
     DEFAULT_TEXT_PATTERN,
     ChoiceKey,
     DisplayText,
     Duration,
+    Field,
     Ident,
     LongText,
     Principal,
     Regex,
     ReqMap,
     SchedulerFlag,
+    StringConstraints,
     WhenValue,
     _accounts,
     _desc,
     _Model,
     _unix_groups,
+    model_validator,
 )
 from .rules import AllowedSchedulerOption, ClusterBound, DependsOn, normalise_depends
 

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
-
-from .fields import ChoiceKey, Ident, LongText, Regex, _Model
+from .fields import ChoiceKey, Field, Ident, LongText, Regex, StringConstraints, _Model
 
 #: A bound or default in a rule: a whole number, a number or a Slurm time limit (text).
 RuleValue = int | float | Annotated[str, StringConstraints(max_length=64)]

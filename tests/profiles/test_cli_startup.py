@@ -17,7 +17,7 @@ from firecrestspawner.profiles.errors import json_path
 ROOT = Path(__file__).resolve().parents[2]
 
 #: Modules a `validate` process must not import (JupyterHub, the emulator, the demo,
-#: the spawner) and the optional jsonschema import that only serves format checks.
+#: the spawner, pydantic) and the optional jsonschema imports that only serve format checks.
 NOT_FOR_VALIDATE = (
     "jupyterhub",
     "firecrestspawner.spawner",
@@ -25,6 +25,9 @@ NOT_FOR_VALIDATE = (
     "firecrestspawner.demo",
     "firecrestspawner.doctor",
     "firecrestspawner.reaper",
+    # the profile models are built without pydantic (profiles/lightmodels.py)
+    "pydantic",
+    "pydantic_core",
     "rfc3987_syntax",
     # the rest of jsonschema's format-only imports (formats are never checked)
     "rfc3986_validator",
@@ -126,3 +129,23 @@ def test_version_imports_no_subcommand():
 )
 def test_json_path_is_written_as_jsonschema_writes_it(parts):
     assert json_path(parts) == ValidationError("", path=parts).json_path
+
+
+def test_the_cli_names_the_light_models_switch_the_models_read() -> None:
+    from firecrestspawner.cli import LIGHT_MODELS_ENV
+    from firecrestspawner.profiles.lightmodels import ENV
+
+    assert LIGHT_MODELS_ENV == ENV
+
+
+def test_validate_called_in_process_keeps_pydantic_models() -> None:
+    # Only a process that *is* `firecrestspawner validate` switches: main(argv) in a
+    # hub or a test changes nothing (models are already imported there anyway).
+    import io
+    from contextlib import redirect_stdout
+
+    from firecrestspawner.cli import LIGHT_MODELS_ENV, main
+
+    with redirect_stdout(io.StringIO()):
+        assert main(["validate", str(ROOT / "profiles" / "demo.yaml")]) == 0
+    assert LIGHT_MODELS_ENV not in os.environ

@@ -70,8 +70,15 @@ class JobController(JobCanceller):
 
         ``prepare(name)`` renders the script and delivers the token for a
         name; ``new_name()`` gives a fresh name when an ambiguous submit is
-        not found (see the module's rules).
+        not found (see the module's rules). The user's client is read from
+        ``auth_state`` once for all of it (:meth:`holding_user_client`).
         """
+        with self.holding_user_client():
+            return await self._submit(request, prepare, new_name)
+
+    async def _submit(
+        self, request: SpawnRequest, prepare: Prepare, new_name: Callable[[], str]
+    ) -> str:
         r = self.record
         attempts = max(1, self.settings.submit_attempts)
         prepared: tuple[str, dict[str, str]] | None = None
@@ -334,7 +341,9 @@ class JobController(JobCanceller):
         if not path:
             return
         try:
-            client = await self.user_client()
+            # Clean-up: a session revoked since the upload is noticed (the
+            # canceller's rules apply to the job, the file is the user's).
+            client = await self.user_client(fresh=True)
             removed = await asyncio.wait_for(
                 client.remove_file(r.system, path), self.settings.action_timeout
             )

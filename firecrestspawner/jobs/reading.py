@@ -6,9 +6,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,17 +117,59 @@ class JobReader:
         self._classify = classify or self.default_classify
         self._on_change = on_change
         self._on_submitted = on_submitted
+        #: The user's client held for the requests of one submit (see :meth:`holding_user_client`).
+        self._held: dict[str, asyncio.Future[fc.FirecrestClient]] | None = None
 
     # ---------------------------------------------------------------- clients
 
-    async def user_client(self, url: str = "") -> fc.FirecrestClient:
+    async def user_client(self, url: str = "", *, fresh: bool = False) -> fc.FirecrestClient:
+        """The user's pooled client; reads ``auth_state`` unless held for a submit.
+
+        ``fresh``: read ``auth_state`` again even while a client is held (what
+        clean-up uses, so that a session revoked or renewed since is noticed).
+        """
+        url = url or self.record.firecrest_url
+        held = self._held
         try:
-            client = await self.access.user(url or self.record.firecrest_url)
+            if held is None or fresh:
+                client = await self.access.user(url)
+            else:
+                # Concurrent askers (the account and the directory) share one read.
+                pending = held.get(url)
+                if pending is None:
+                    pending = held[url] = asyncio.ensure_future(self.access.user(url))
+                    pending.add_done_callback(_retrieved)
+                try:
+                    client = await asyncio.shield(pending)
+                except BaseException:
+                    if pending.done() and held.get(url) is pending:
+                        del held[url]  # a failed read is not kept
+                    raise
         except BaseException:
             self._auth(False)
             raise
         self._auth(True)
         return client
+
+    @contextlib.contextmanager
+    def holding_user_client(self) -> Iterator[None]:
+        """Within: one ``auth_state`` read for the user's requests (not clean-up's).
+
+        Each read is a decryption in a thread, ~4 per submit otherwise. The
+        credential object is the same either way (one per user, kept by
+        :mod:`~firecrestspawner.auth`), and it reads ``auth_state`` again by
+        itself when the identity provider refuses its refresh token (after a
+        401). What a held client does not see is a session cleared meanwhile:
+        clean-up asks with ``fresh=True``.
+        """
+        if self._held is not None:  # nested: the outer hold decides
+            yield
+            return
+        self._held = {}
+        try:
+            yield
+        finally:
+            self._held = None
 
     def _auth(self, ok: bool) -> None:
         if self.access.on_auth is not None:
@@ -137,7 +181,7 @@ class JobReader:
         """``action(client)`` as the user, or as the service account when the
         user's session has expired and the policy allows it."""
         try:
-            return await action(await self.user_client(url))
+            return await action(await self.user_client(url, fresh=True))
         except AuthError as e:
             self._auth(False)
             if not (self.access.stop_with_service and self.access.service is not None):
@@ -279,6 +323,12 @@ class JobReader:
             now - r.unknown_since,
             r.last_error,
         )
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    # A read whose askers were all cancelled: its error is not "never retrieved".
+    if not future.cancelled():
+        future.exception()
 
 
 __all__ = ["JobAccess", "JobReader", "JobSettings", "client_settings"]

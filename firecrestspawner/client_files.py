@@ -14,9 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import shutil
-import tempfile
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -90,35 +87,30 @@ class FileOperations:
         file is private from the start only because its directory is 0700,
         which :meth:`ensure_private_dir` made sure of before the first upload
         into it. A directory that has gone since (the upload answers 404) is
-        made again and the upload repeated once. The content goes through the
-        upload, never through a command line; its local copy lives in a 0700
-        temporary directory for the duration of the upload only. If the file
-        cannot be made 0600 after the upload, it is removed again.
+        made again and the upload repeated once. The content goes in the
+        upload's body from memory, never through a command line or a local
+        file. If the file cannot be made 0600 after the upload, it is removed
+        again.
         """
         key = ("private-dir", system, directory)
         known = self.private_dir_known(system, directory)
         if not known:
             await self.ensure_private_dir(system, directory)
         path = f"{directory.rstrip('/')}/{name}"
-        local_dir = await asyncio.to_thread(tempfile.mkdtemp, prefix="fcs-")
+        data = content.encode()
         try:
-            local = os.path.join(local_dir, name)
-            await asyncio.to_thread(_write_private, local, content)
-            try:
-                await self._upload(system, local, directory, name)
-            except FileAccessFailed as e:
-                if not (known and is_not_found(e.cause)):
-                    raise
-                self.remembered.forget(key)
-                log.info(
-                    "The private directory %s of %s is gone; making it again",
-                    directory,
-                    self.identity or "this client",
-                )
-                await self.ensure_private_dir(system, directory)
-                await self._upload(system, local, directory, name)
-        finally:
-            await asyncio.to_thread(_remove_tree, local_dir)
+            await self._upload(system, data, directory, name)
+        except FileAccessFailed as e:
+            if not (known and is_not_found(e.cause)):
+                raise
+            self.remembered.forget(key)
+            log.info(
+                "The private directory %s of %s is gone; making it again",
+                directory,
+                self.identity or "this client",
+            )
+            await self.ensure_private_dir(system, directory)
+            await self._upload(system, data, directory, name)
         try:
             with self._system_checked(system):
                 await self.read("chmod", lambda: self.raw.chmod(system, path, "600"))
@@ -130,11 +122,11 @@ class FileOperations:
             raise
         return path
 
-    async def _upload(self, system: str, local: str, directory: str, name: str) -> None:
+    async def _upload(self, system: str, data: bytes, directory: str, name: str) -> None:
         try:
             with self._system_checked(system):
                 await self.read(
-                    "upload", lambda: self.raw.upload(system, local, directory, name, blocking=True)
+                    "upload", lambda: self.raw.upload_small(system, directory, name, data)
                 )
         except UnexpectedStatusException as e:
             if _refused_file_operation(e):
@@ -190,16 +182,6 @@ def _private_dir(entry: Any) -> bool:
     permissions = str(entry.get("permissions") or "")
     # GNU ls adds "." for an SELinux context only; "+" (an ACL) is not private.
     return permissions in ("rwx------", "rwx------.")
-
-
-def _write_private(path: str, content: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(content)
-
-
-def _remove_tree(path: str) -> None:
-    shutil.rmtree(path, ignore_errors=True)
 
 
 __all__ = ["FileOperations"]

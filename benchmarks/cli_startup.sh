@@ -6,9 +6,24 @@
 # A tree is a `git archive` copy; run from outside both trees (`python -m` puts the
 # working directory first on sys.path). FILES200: a directory written by
 # benchmarks.profiles_bench.generate(). check-jsonschema: its own virtualenv (PyPI).
+# PY: the interpreter of both trees (default: $AFTER/.venv/bin/python).
+# Each figure is "wall s (cpu s)": the median wall time and the median user+system
+# CPU time of the 5 runs (CPU moves less than wall time on a loaded machine).
 set -u
 PY=${PY:-$AFTER/.venv/bin/python}
-med() { local ts=(); for _ in 1 2 3 4 5; do s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); ts+=("$(echo "$e - $s" | bc)"); done; printf '%s\n' "${ts[@]}" | sort -n | sed -n 3p; }
+med() {
+  local walls=() cpus=() out
+  out=$(mktemp)
+  for _ in 1 2 3 4 5; do
+    /usr/bin/time -f "%e %U %S" -o "$out" "$@" >/dev/null 2>&1
+    read -r e u s <"$out"
+    walls+=("$e")
+    cpus+=("$(echo "$u + $s" | bc)")
+  done
+  rm -f "$out"
+  printf '%s (%s)' "$(printf '%s\n' "${walls[@]}" | sort -n | sed -n 3p)" \
+    "$(printf '%s\n' "${cpus[@]}" | sort -n | sed -n 3p)"
+}
 cd /tmp || exit 1
 B="env PYTHONPATH=$BEFORE $PY -m firecrestspawner"
 A="env PYTHONPATH=$AFTER $PY -m firecrestspawner"

@@ -78,14 +78,25 @@ SPECIAL = [
 ]
 
 
+def hostile_corpus(count: int = 400, seed: int = 12) -> list[tuple[str, frozenset[str]]]:
+    """``count`` values, each with the classes it represents.
+
+    A :data:`SPECIAL` value is a class of its own (``special:<index>``); a random
+    join belongs to the class of every fragment it was built from
+    (``fragment:<index>``). The hub-level tests sample by these classes.
+    """
+    rng = random.Random(seed)  # noqa: S311 - a fixed corpus, not a secret
+    out = [(value, frozenset({f"special:{i}"})) for i, value in enumerate(SPECIAL)]
+    while len(out) < count:
+        picks = [rng.randrange(len(FRAGMENTS)) for _ in range(rng.randint(1, 6))]
+        value = "".join(FRAGMENTS[i] for i in picks)
+        out.append((value, frozenset(f"fragment:{i}" for i in picks)))
+    return out[:count]
+
+
 def hostile_values(count: int = 400, seed: int = 12) -> list[str]:
     """``count`` values: :data:`SPECIAL` first, then random joins of :data:`FRAGMENTS`."""
-    rng = random.Random(seed)  # noqa: S311 - a fixed corpus, not a secret
-    out = list(SPECIAL)
-    while len(out) < count:
-        parts = [rng.choice(FRAGMENTS) for _ in range(rng.randint(1, 6))]
-        out.append("".join(parts))
-    return out[:count]
+    return [value for value, _ in hostile_corpus(count, seed)]
 
 
 #: Values that are not strings, for JSON paths.

@@ -2,10 +2,12 @@
 
 A profile with a permissive text option on a directive line, number options
 and a text option whose pattern backtracks catastrophically in Python's ``re``.
-Hundreds of hostile values go through the form POST, the REST API, ``opt-``
-links and saved options. The values the validator (run here in-process, the
-same function the hub runs) refuses must get a 400 naming the field and submit
-nothing; a sample of accepted ones must spawn with the directives the
+Hostile values go through the form POST, the REST API, ``opt-`` links and
+saved options: on each path a sample with every class of the hostile corpus
+(why a sample: ``hubhelpers.py``; every value goes through the same validator
+in ``test_hostile_values.py``). The values the validator (run here in-process,
+the same function the hub runs) refuses must get a 400 naming the field and
+submit nothing; a sample of accepted ones must spawn with the directives the
 administrator wrote, the value inside one argument (checked on the script the
 emulator received, with the port of ``sbatch``'s tokenizer that
 ``test_directive_injection.py`` checks against real ``sbatch``).
@@ -19,7 +21,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from bs4 import BeautifulSoup
 from jupyterhub.tests.utils import api_request, async_requests, public_host
@@ -38,7 +39,8 @@ from tests.hub.test_profile_form import (
     wait_for_job,
 )
 
-from .corpus import HOSTILE_JSON, hostile_values
+from .corpus import HOSTILE_JSON, SPECIAL, hostile_values
+from .hubhelpers import classes_of, hub_sample, json_ok, submitted_script
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -115,14 +117,6 @@ def _cases(site: Path, values: list[Any], option: str) -> tuple[list[Any], list[
     return refused, accepted
 
 
-def _json_ok(value: Any) -> bool:
-    try:
-        json.dumps(value)
-    except ValueError:
-        return False
-    return True
-
-
 #: The options the built-in Slurm template writes (with the spawner's default account).
 TEMPLATE_OPTIONS = {
     "--job-name",
@@ -136,23 +130,9 @@ TEMPLATE_OPTIONS = {
 }
 
 
-def _submitted_script(emu, user: str, job_id: str) -> str:
-    """The script FirecREST received (its job metadata endpoint, as the user)."""
-    token = emu.admin.issue_access_token(user)
-    r = httpx.get(
-        f"{emu.url}/compute/cluster/jobs/{job_id}/metadata",
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=10,
-    )
-    r.raise_for_status()
-    body = r.json()
-    jobs = body.get("jobs") if isinstance(body, dict) else body
-    return (jobs[0] if isinstance(jobs, list) else body)["script"]
-
-
 async def _check_spawned(app, user, emu, value: str) -> None:
     job_id = await wait_for_job(user.spawner)
-    script = await asyncio.to_thread(_submitted_script, emu, user.name, job_id)
+    script = await asyncio.to_thread(submitted_script, emu, user.name, job_id)
     directives = slurm_directives(script)
     flat = [arg for line in directives for arg in line]
     assert [a for a in flat if a.startswith("--constraint")] == [f"--constraint={value}"]
@@ -171,11 +151,17 @@ async def test_hostile_values_on_rest_form_links_and_saved_options_never_500(
     statuses: dict[str, list[int]] = {"rest": [], "form": [], "link": [], "saved": []}
     strings = [v for v in hostile_values(160) if "\ud800" not in v]
     refused, accepted = _cases(hostile_site, strings, "comment")
-    numbers = [v for v in HOSTILE_JSON if _json_ok(v)] + ["9" * 400, "1e400", "NaN"]
+    # Every class of the refused values, on every path (hubhelpers.py says why).
+    sample = hub_sample(refused)
+    sample_classes = frozenset().union(*map(classes_of, sample))
+    assert sample_classes == frozenset().union(*map(classes_of, refused))
+    assert {f"special:{i}" for i, v in enumerate(SPECIAL) if v in refused} <= sample_classes
+    assert len(sample_classes) >= 50
+    numbers = [v for v in HOSTILE_JSON if json_ok(v)] + ["9" * 400, "1e400", "NaN"]
 
     # REST: typed JSON values.
     user, cookies = await make_user("hostile-rest")
-    rest_cases = [("comment", v) for v in refused] + [
+    rest_cases = [("comment", v) for v in sample] + [
         (o, v) for o in ("nnodes", "mem", "label") for v in numbers
     ]
     rest_cases += [("label", "a" * 3000 + "!"), ("label", "a" * 40 + "b")]
@@ -209,7 +195,7 @@ async def test_hostile_values_on_rest_form_links_and_saved_options_never_500(
 
     # Form POST: strings as a browser sends them.
     user, cookies = await make_user("hostile-form")
-    for value in refused[:80]:
+    for value in sample:
         r = await post_form(app, cookies, {"profile": "open", "open.comment": value})
         statuses["form"].append(r.status_code)
         assert r.status_code == 400, (value, r.status_code)
@@ -222,7 +208,7 @@ async def test_hostile_values_on_rest_form_links_and_saved_options_never_500(
 
     # opt- links.
     user, cookies = await make_user("hostile-link")
-    for value in [v for v in refused if "\x00" not in v][:80]:
+    for value in hub_sample(v for v in refused if "\x00" not in v):
         r, soup = await spawn_page(app, cookies, **{"opt-profile": "open", "opt-comment": value})
         statuses["link"].append(r.status_code)
         assert r.status_code == 400, (value, r.status_code)
@@ -248,8 +234,8 @@ async def test_hostile_values_on_rest_form_links_and_saved_options_never_500(
     assert jobs_of(hub_emulator, user.name) == []
 
     # A sample of accepted values spawns, one per path, with the directives intact.
-    sample = [v for v in accepted if v][:3]
-    assert sample
+    spawned = [v for v in accepted if v][:3]
+    assert len(spawned) >= 2
     user, cookies = await make_user("hostile-ok")
     r = await api_request(
         app,
@@ -257,16 +243,15 @@ async def test_hostile_values_on_rest_form_links_and_saved_options_never_500(
         user.name,
         "server",
         method="post",
-        data=json.dumps({"profile": "open", "comment": sample[0]}),
+        data=json.dumps({"profile": "open", "comment": spawned[0]}),
     )
     assert r.status_code in (201, 202), r.text
-    await _check_spawned(app, user, hub_emulator, sample[0])
-    r = await post_form(app, cookies, {"profile": "open", "open.comment": sample[1]})
+    await _check_spawned(app, user, hub_emulator, spawned[0])
+    r = await post_form(app, cookies, {"profile": "open", "open.comment": spawned[1]})
     assert r.status_code == 302, r.status_code
-    await _check_spawned(app, user, hub_emulator, sample[1])
+    await _check_spawned(app, user, hub_emulator, spawned[1])
 
-    total = sum(len(v) for v in statuses.values())
-    assert total >= 300
+    assert all(len(v) >= 25 for v in statuses.values()), {k: len(v) for k, v in statuses.items()}
     assert 500 not in {s for v in statuses.values() for s in v}
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -423,21 +424,24 @@ class JobController(JobCanceller):
         self.log.debug("Job %s reported its port; reading its state", r.job_id)
         first = max(0.05, min(s.startup_poll_interval, 1.0))
         most = max(first, s.startup_poll_max_interval)
-        async for _ in Backoff(deadline, first=first, most=most):
+        async for attempt in Backoff(deadline, first=first, most=most):
             status = await self.status(max_age=0, since=since)
             if status is JobStatus.RUNNING:
                 return
             if status is JobStatus.NOTFOUND:
                 await self.raise_job_ended("before the server started")
+            level = logging.INFO if attempt == 0 else logging.DEBUG  # once per spawn
             if status is JobStatus.UNKNOWN:
-                self.log.info(
-                    "Job %s reported its port, but its state cannot be read: %s",
+                self.log.log(
+                    level,
+                    "Job %s reported its port, but its state cannot be read (retrying): %s",
                     r.job_id,
                     r.last_error,
                 )
             else:
-                self.log.info(
-                    "Job %s reported its port, but FirecREST shows it %s",
+                self.log.log(
+                    level,
+                    "Job %s reported its port, but FirecREST shows it %s (retrying)",
                     r.job_id,
                     r.job_status or "unknown",
                 )

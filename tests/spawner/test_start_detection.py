@@ -68,12 +68,11 @@ def slow_polling_spawner(user, emulator, workroot, **overrides):
 
 async def until(check, what: str):
     """Wait (bounded) until ``check()`` is true; ``check`` may block (run in a thread)."""
-    try:
-        async with asyncio.timeout(BOUND):
-            while not await asyncio.to_thread(check):
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        pytest.fail(f"no {what} within {BOUND} s")
+    deadline = asyncio.get_running_loop().time() + BOUND
+    while not await asyncio.to_thread(check):
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"no {what} within {BOUND} s")
+        await asyncio.sleep(0.05)
 
 
 def emulator_state(emulator, job_id: str) -> str:
@@ -100,7 +99,7 @@ async def job_runs(spawner, emulator) -> None:
 async def finished(task: asyncio.Future, what: str):
     try:
         return await asyncio.wait_for(asyncio.shield(task), BOUND)
-    except TimeoutError:
+    except asyncio.TimeoutError:  # TimeoutError from Python 3.11
         task.cancel()
         pytest.fail(f"start() did not notice {what} within {BOUND} s (its next poll is in an hour)")
 

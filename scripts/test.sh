@@ -23,6 +23,9 @@ if command -v sinfo >/dev/null 2>&1 && timeout 5 sinfo -h >/dev/null 2>&1; then
   slurm_was_up=1
 fi
 cleanup() {
+  if [ -n "${own_pid:-}" ]; then
+    kill "$own_pid" 2>/dev/null || true
+  fi
   if [ "$slurm_was_up" = 0 ] && [ -f scripts/slurm.sh ] &&
     timeout 5 sinfo -h >/dev/null 2>&1; then
     echo "test: stopping the Slurm the suite started"
@@ -41,8 +44,30 @@ ruff_rc=$?
 mypy firecrestspawner
 mypy_rc=$?
 # No path among the arguments: pytest runs `testpaths` (tests/, pyproject.toml).
-python -m pytest "$@"
-pytest_rc=$?
+# The whole suite runs as two processes at once: its tests mostly wait (for hubs,
+# jobs, poll intervals: a whole run used 0.6 of one core on average) and the machine
+# has two cores. One process runs, one after the other as before, every test that
+# uses the one shared Slurm, the real FirecREST server or a whole stack (marked
+# slurm, real_firecrest or e2e), then the hub-level tests on the oldest JupyterHub;
+# the other runs the rest, which use only emulators, hubs and ports of their own.
+# Its output is kept in a file and printed once both are done.
+shared="slurm or real_firecrest or e2e"
+own_rc=0
+pytest_status=
+own_pid=
+own_log=
+if [ $# -eq 0 ]; then
+  own_log=$(mktemp "${TMPDIR:-/tmp}/fsp-test-own.XXXXXX")
+  echo "test: tests without a shared service run alongside (-m 'not ($shared)'; output at the end, meanwhile in $own_log)"
+  python -m pytest -m "not ($shared)" >"$own_log" 2>&1 &
+  own_pid=$!
+  echo "test: tests that use the shared Slurm, the real FirecREST or a whole stack (-m '$shared')"
+  python -m pytest -m "$shared"
+  pytest_rc=$?
+else
+  python -m pytest "$@"
+  pytest_rc=$?
+fi
 if [ "$pytest_rc" = 5 ]; then
   echo "test: pytest collected no tests: that is a failure" >&2
 fi
@@ -57,10 +82,23 @@ if [ $# -eq 0 ]; then
   jh5_rc=$?
   jh5_status="$(status $jh5_rc) on JupyterHub $jh5_version"
 fi
+if [ -n "$own_pid" ]; then
+  wait "$own_pid"
+  own_rc=$?
+  own_pid=
+  echo "test: tests without a shared service (-m 'not ($shared)'), run alongside the above:"
+  cat "$own_log"
+  rm -f "$own_log"
+  if [ "$own_rc" = 5 ]; then
+    echo "test: pytest collected no tests without a shared service: that is a failure" >&2
+  fi
+  pytest_status="$(status $pytest_rc) with shared services, $(status $own_rc) without"
+  [ "$pytest_rc" = 0 ] && pytest_rc=$own_rc
+fi
 set -e
 
 elapsed=$((SECONDS - started))
 printf 'test summary: validate %s, ruff %s, mypy %s, pytest %s, hub-level tests %s, %dm%02ds\n' \
-  "$(status $validate_rc)" "$(status $ruff_rc)" "$(status $mypy_rc)" "$(status $pytest_rc)" "$jh5_status" \
+  "$(status $validate_rc)" "$(status $ruff_rc)" "$(status $mypy_rc)" "${pytest_status:-$(status $pytest_rc)}" "$jh5_status" \
   $((elapsed / 60)) $((elapsed % 60))
 [ "$validate_rc" = 0 ] && [ "$ruff_rc" = 0 ] && [ "$mypy_rc" = 0 ] && [ "$pytest_rc" = 0 ] && [ "$jh5_rc" = 0 ]

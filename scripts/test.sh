@@ -24,7 +24,15 @@ if command -v sinfo >/dev/null 2>&1 && timeout 5 sinfo -h >/dev/null 2>&1; then
 fi
 cleanup() {
   if [ -n "${own_pid:-}" ]; then
-    kill "$own_pid" 2>/dev/null || true
+    # Interrupted: stop the pytest running alongside as Ctrl-C would (if it has not
+    # had one already), then for good after 60 s.
+    kill -INT "$own_pid" 2>/dev/null || true
+    for _ in $(seq 60); do
+      kill -0 "$own_pid" 2>/dev/null || break
+      sleep 1
+    done
+    kill -TERM "$own_pid" 2>/dev/null || true
+    echo "test: output of the tests run alongside: ${own_log:-}" >&2
   fi
   if [ "$slurm_was_up" = 0 ] && [ -f scripts/slurm.sh ] &&
     timeout 5 sinfo -h >/dev/null 2>&1; then
@@ -59,7 +67,9 @@ own_log=
 if [ $# -eq 0 ]; then
   own_log=$(mktemp "${TMPDIR:-/tmp}/fsp-test-own.XXXXXX")
   echo "test: tests without a shared service run alongside (-m 'not ($shared)'; output at the end, meanwhile in $own_log)"
-  python -m pytest -m "not ($shared)" >"$own_log" 2>&1 &
+  # SIGINT back to the default (a script's background commands ignore it), so that
+  # Ctrl-C stops it as it stops the other: pytest's fixtures stop what they started.
+  env --default-signal=INT python -m pytest -m "not ($shared)" >"$own_log" 2>&1 &
   own_pid=$!
   echo "test: tests that use the shared Slurm, the real FirecREST or a whole stack (-m '$shared')"
   python -m pytest -m "$shared"

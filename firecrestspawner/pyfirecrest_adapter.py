@@ -16,8 +16,8 @@ from collections.abc import Awaitable
 from typing import Any
 
 import httpx
+from firecrest.tracing import ensure_correlation_id
 from firecrest.v2 import AsyncFirecrest
-from firecrest.v2._async.Client import _with_correlation_id
 
 from . import metrics
 from .firecrest_errors import release_version
@@ -118,7 +118,6 @@ class VersionSafeAsyncFirecrest(AsyncFirecrest):
             await self._session.aclose()
         self._session = self._instrumented_session()
 
-    @_with_correlation_id
     async def upload_small(
         self, system_name: str, directory: str, filename: str, content: bytes
     ) -> None:
@@ -131,11 +130,13 @@ class VersionSafeAsyncFirecrest(AsyncFirecrest):
         """
         if len(content) >= self.MAX_DIRECT_UPLOAD_SIZE:
             raise ValueError(f"{filename}: {len(content)} bytes is too large for a direct upload")
-        resp = await self._post_request(
-            endpoint=f"/filesystem/{system_name}/ops/upload",
-            params={"path": directory},
-            files={"file": (filename, content)},
-        )
+        # Like pyfirecrest's own methods: the caller's correlation id, or a new one.
+        with ensure_correlation_id():
+            resp = await self._post_request(
+                endpoint=f"/filesystem/{system_name}/ops/upload",
+                params={"path": directory},
+                files={"file": (filename, content)},
+            )
         self._check_response(resp, 204)
 
     def _update_api_version_from_response(self, response: httpx.Response) -> None:

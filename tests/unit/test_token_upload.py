@@ -13,6 +13,7 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
+from firecrest import correlation_id
 
 from firecrestspawner import client as fc
 
@@ -81,6 +82,20 @@ async def test_a_deleted_directory_is_made_again_and_the_upload_repeated(
         path = await client.write_private_file(emulator.system, str(directory), "two", "second")
     assert Path(path).read_text() == "second"
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+
+
+async def test_the_upload_carries_the_callers_correlation_id_or_its_own(emulator, client, tmp_path):
+    """As pyfirecrest's own methods: one id for the whole call, the caller's if set."""
+    tmp_path.chmod(0o755)
+    emulator.admin.clear_requests()
+    with correlation_id("11111111-2222-3333-4444-555555555555"):
+        await client.raw.upload_small(emulator.system, str(tmp_path), "a", b"x")
+    await client.raw.upload_small(emulator.system, str(tmp_path), "b", b"y")
+    ids = [r["correlation_id"] for r in emulator.admin.requests() if r["route"].endswith("/upload")]
+    assert ids[0] == "11111111-2222-3333-4444-555555555555"
+    assert len(ids) == 2
+    assert ids[1]
+    assert ids[1] != ids[0]
 
 
 async def test_a_large_content_is_refused_before_any_request(emulator, client, tmp_path):

@@ -2,8 +2,9 @@
 
 Why the hub tier samples: every value of the corpus already goes through the
 validator and the script check in the hub-less tests (``test_hostile_values.py``,
-``test_expert_hostile.py``, ``test_directive_injection.py``; the last two also
-through real ``sbatch``), which is the same code the hub runs. What the hub adds
+``test_expert_hostile.py`` with the dependent time limit too,
+``test_directive_injection.py``; the last two also through real ``sbatch``),
+which is the same code the hub runs. What the hub adds
 is the path a value takes to that code: JSON, form and query-string decoding,
 saved options, the error page. Those paths care about the class of a value
 (control character, line separator, quote, long string, directive-like word),

@@ -22,7 +22,7 @@ from firecrestspawner.profiles.directives import slurm_directives
 from firecrestspawner.profiles.loader import load_profile_text
 from firecrestspawner.profiles.options import OptionError, UserInfo, validate_options
 
-from .corpus import hostile_values
+from .corpus import HOSTILE_JSON, hostile_values
 from .test_directive_injection import _sbatch_found, _split
 
 PROFILE = """
@@ -108,3 +108,54 @@ def test_accepted_expert_values_read_the_same_in_real_sbatch(slurm) -> None:
         if args != normalised.split(" ")
     ]
     assert changed == []
+
+
+#: A time limit whose bound depends on the partition (the hub-level counterpart,
+#: test_hub_expert_hostile.py, sends a sample of the corpus; here every value).
+DEPENDENT = """
+systems: [{name: cluster}]
+profiles:
+  - id: p
+    display_name: P
+    system: cluster
+    options:
+      - id: partition
+        display_name: Partition
+        kind: choice
+        choices: {normal: {display_name: normal}, debug: {display_name: debug}}
+      - id: runtime
+        display_name: Time limit
+        kind: duration
+        max: "04:00:00"
+        default: "01:00:00"
+        depends_on:
+          partition:
+            debug: {max: "30"}
+"""
+
+
+def _seconds(duration: str) -> int:
+    days, _, rest = duration.rpartition("-")
+    h, m, s = (int(x) for x in rest.split(":"))
+    return int(days or 0) * 86400 + h * 3600 + m * 60 + s
+
+
+def test_hostile_time_limits_under_a_dependent_bound_are_refused_by_name_or_within_it() -> None:
+    profiles = ProfileSet(load_profile_text(DEPENDENT, name="dependent.yaml").profiles)
+    accepted = 0
+    wrong_field = []
+    for value in [*hostile_values(), *HOSTILE_JSON, "30", "0:29:59", "45", "1-00:00:00"]:
+        raw = {"partition": "debug", "runtime": value}
+        try:
+            vo = validate_options(profiles, raw, user=USER)
+        except OptionError as e:
+            if e.field != "runtime":
+                wrong_field.append((value, e.field))
+            continue
+        accepted += 1
+        limit = vo.values["runtime"]
+        assert _seconds(limit) <= 30 * 60, (value, limit)
+        found = slurm_directives(vo.render_script(**SPAWN))
+        assert [line for line in found if line[0].startswith("--time")] == [[f"--time={limit}"]]
+    assert wrong_field == []
+    assert accepted >= 2  # "30" and "0:29:59" at least

@@ -209,33 +209,40 @@ async def test_the_service_account_cancels_as_slurm_operator(client_for, real_fi
         scancel_quietly(job_id)
 
 
-async def _settled_jobs(client, system):
-    """The user's job list once it stops growing: jobs of earlier tests reach accounting late."""
-    jobs = await client.jobs(system)
-    for _ in range(10):
-        await asyncio.sleep(1)
-        again = await client.jobs(system)
-        if len(again) == len(jobs):
-            return again
-        jobs = again
-    return jobs
+async def _held_probe(client, system, user):
+    """Submit a held job and cancel it: its id is the next one Slurm hands out."""
+    name = job_name("probe")
+    job_id = await client.submit_once(
+        system, job_name=name, workdir=f"/home/{user}",
+        script=script(name, "true", f"/home/{user}", extra="#SBATCH --hold\n"), env={},
+    )  # fmt: skip
+    await client.cancel(system, job_id)
+    return int(job_id)
 
 
 async def test_an_sbatch_refusal_is_definite_and_says_why(client_for, real_firecrest):
-    """An invalid partition: SubmitRefused (definite: no lookup, no retry), sbatch's reason."""
+    """An invalid partition: SubmitRefused (definite: no lookup, no retry), sbatch's reason.
+
+    That the refusal made no job is read from Slurm's job ids, which it hands
+    out one after the other: a held probe just before and one just after are
+    consecutive. (Counting the user's jobs was not definite: jobs of earlier
+    tests reach accounting late.) The tests that use the shared Slurm run one
+    at a time, so no other job is submitted in between.
+    """
     alice = client_for(ALICE)
     system = real_firecrest.system
     name = job_name("refused")
-    before = await _settled_jobs(alice, system)
+    first = await _held_probe(alice, system, ALICE)
     with pytest.raises(fc.SubmitRefused) as info:
         await alice.submit_once(
             system, job_name=name, workdir=f"/home/{ALICE}",
             script=script(name, "true", f"/home/{ALICE}", extra="#SBATCH --partition=nosuch\n"),
             env={},
         )  # fmt: skip
+    second = await _held_probe(alice, system, ALICE)
     assert "invalid partition" in str(info.value).lower(), str(info.value)
     assert await alice.jobs_named(system, name) == []
-    assert len(await alice.jobs(system)) == len(before)
+    assert second == first + 1, f"job ids {first} and {second}: the refusal made a job"
 
 
 async def test_an_account_outside_the_users_associations_is_refused(client_for, real_firecrest):

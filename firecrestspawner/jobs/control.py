@@ -462,17 +462,9 @@ class JobController(JobCanceller):
         r = self.record
         s = self.settings
         check_file_at = deadline_in(s.token_file_check_delay)
-
-        async def wake(pause: float) -> None:
-            # Returns early when the port (or a failing report) arrives.
-            with contextlib.suppress(
-                TimeoutError, asyncio.TimeoutError, PortReportError, RuntimeError
-            ):
-                await waiter.wait(pause)
-
         first = max(1.0, s.startup_poll_interval)
         most = max(first, s.startup_poll_max_interval)
-        async for _ in Backoff(deadline, first=first, most=most, wake=wake):
+        async for _ in Backoff(deadline, first=first, most=most, wake=_report_wake(waiter)):
             port = _reported_port(waiter, r.job_id)
             if port is not None:
                 return port

@@ -224,8 +224,7 @@ class JobReader:
         if not self.record.job_id:
             return JobStatus.NOTFOUND
         age = self.settings.status_max_age if max_age is None else max_age
-        obs = await self.observe(age) if since is None else await self.observe(age, since)
-        result = self.apply(obs)
+        result = self.apply(await self.observe(age, since))
         if self._on_change is not None:
             self._on_change()
         return result

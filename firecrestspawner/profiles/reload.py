@@ -65,9 +65,6 @@ class ProfileDirectory:
         self._lock = threading.Lock()
         self._current = ProfileSet()
         self._stamp: tuple[Any, ...] | None = None
-        #: What :meth:`current` last returned (None: never read); replaced whole,
-        #: so :meth:`last` reads it without the lock.
-        self._snapshot: ProfileSet | None = None
         #: Held (never waited for) while a :meth:`refresh_soon` thread runs.
         self._refreshing = threading.Lock()
 
@@ -107,15 +104,16 @@ class ProfileDirectory:
                     entry.stamp = self._file_stamp(f, entry)
                     self._entries[f] = entry
             if changed or self._stamp is None:
-                self._stamp = ()
                 loaded_files = [e.loaded for _, e in sorted(self._entries.items()) if e.loaded]
                 broken = {str(f): e.claimed for f, e in self._entries.items() if e.loaded is None}
                 profiles, dup_errors = merge_profiles(loaded_files, broken)
                 for err in dup_errors:
                     self.log.error("%s", err)
                 file_errors = [e.error for _, e in sorted(self._entries.items()) if e.error]
+                # Replaced whole, before the stamp says "read": :meth:`last` reads both
+                # without the lock.
                 self._current = ProfileSet(tuple(profiles), tuple(file_errors + dup_errors))
-            self._snapshot = self._current
+                self._stamp = ()
             return self._current
 
     def last(self) -> ProfileSet | None:
@@ -124,7 +122,7 @@ class ProfileDirectory:
         For synchronous callers on the hub's event loop (``load_state``), which must
         not stat files or wait for a loader thread's lock. None: never read yet.
         """
-        return self._snapshot
+        return None if self._stamp is None else self._current
 
     def refresh_soon(self) -> threading.Thread | None:
         """Re-read changed files in a background thread; None when one is already running.

@@ -12,7 +12,9 @@ Used as ``c.Spawner.cmd = ["firecrestspawner-singleuser", "jupyterhub-singleuser
    (``c.Spawner.port``, or the fixed port of the existing project's hub during
    a roll-out), else picks a free port on the node, so two servers on one node
    never collide, and rewrites ``JUPYTERHUB_SERVICE_URL`` with it (host
-   ``0.0.0.0`` unless ``$FIRECRESTSPAWNER_BIND_HOST`` says otherwise);
+   ``0.0.0.0`` unless ``$FIRECRESTSPAWNER_BIND_HOST`` says otherwise). The
+   port it picked stays reserved until ``CMD`` listens on it (see
+   :func:`reserve_port`; ``$FIRECRESTSPAWNER_RESERVE_PORT=0`` turns that off);
 4. reports ``{"port": N}`` to ``$JUPYTERHUB_API_URL/firecrestspawner`` with the
    server's token (timeout, bounded retries with backoff and jitter, a deadline);
 5. sets ``$FIRECRESTSPAWNER_JOB_END_TIME`` (epoch seconds) to the job's end
@@ -45,6 +47,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
+from typing import NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 from .jobenv import decode_job_environment
@@ -53,6 +56,7 @@ from .redact import redact, register_secret
 TOKEN_FILE_VAR = "FIRECRESTSPAWNER_TOKEN_FILE"  # noqa: S105 - a variable name
 BIND_HOST_VAR = "FIRECRESTSPAWNER_BIND_HOST"
 PASS_PORT_VAR = "FIRECRESTSPAWNER_PASS_PORT_ARG"  # noqa: S105 - a variable name
+RESERVE_PORT_VAR = "FIRECRESTSPAWNER_RESERVE_PORT"
 TIMEOUT_VAR = "FIRECRESTSPAWNER_REPORT_TIMEOUT"
 ATTEMPTS_VAR = "FIRECRESTSPAWNER_REPORT_ATTEMPTS"
 DEADLINE_VAR = "FIRECRESTSPAWNER_REPORT_DEADLINE"
@@ -103,11 +107,32 @@ def configured_port(url: str | None) -> int:
 
 
 def free_port(host: str = "") -> int:
-    """A port nobody listens on right now (the kernel's choice)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
+    """A port nobody listens on right now (the kernel's choice); not reserved."""
+    with reserve_port(host) as s:
         return s.getsockname()[1]
+
+
+def reserve_port(host: str = "") -> socket.socket:
+    """A bound, not listening, ``SO_REUSEADDR`` socket on a port of the kernel's choice.
+
+    A port that was merely free when picked can be taken before the server
+    binds it: the report to the hub and the server's start-up take seconds,
+    and any outgoing connection on the node may get it as its local port
+    (it comes from the same ephemeral range). While this socket stays bound
+    the kernel hands the port to nobody else, yet a server that sets
+    ``SO_REUSEADDR`` (tornado, and so ``jupyterhub-singleuser``; Python's
+    ``http.server``; Go; Node) can still bind and listen on it. The socket
+    is made inheritable so that it stays open through the ``exec``.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((host, 0))
+    except OSError:
+        s.close()
+        raise
+    return s
 
 
 def service_url(current: str | None, host: str, port: int, prefix: str = "/") -> str:
@@ -244,8 +269,18 @@ def slurm_end_time(
         return 0
 
 
-def prepare(argv: Sequence[str], environ: dict[str, str]) -> tuple[list[str], dict[str, str], int]:
-    """Everything but the exec: returns (argv to exec, its environment, port)."""
+class Launch(NamedTuple):
+    """What :func:`prepare` hands to the exec."""
+
+    command: list[str]
+    env: dict[str, str]
+    port: int
+    #: The socket reserving ``port`` (inheritable), or None when not reserved.
+    held: socket.socket | None = None
+
+
+def prepare(argv: Sequence[str], environ: dict[str, str]) -> Launch:
+    """Everything but the exec: the argv to exec, its environment, the port."""
     if not argv:
         raise SetupError(f"usage: {PROG} CMD [ARGS...]")
     try:
@@ -267,9 +302,21 @@ def prepare(argv: Sequence[str], environ: dict[str, str]) -> tuple[list[str], di
         raise SetupError("JUPYTERHUB_API_URL is not set")
 
     host = env.get(BIND_HOST_VAR) or "0.0.0.0"  # noqa: S104 - the proxy reaches the node
-    port = configured_port(env.get("JUPYTERHUB_SERVICE_URL")) or free_port(
-        "" if host == "0.0.0.0" else host  # noqa: S104
-    )
+    port = configured_port(env.get("JUPYTERHUB_SERVICE_URL"))
+    reserve = env.pop(RESERVE_PORT_VAR, "1") != "0"
+    held: socket.socket | None = None
+    if not port:
+        try:
+            held = reserve_port("" if host == "0.0.0.0" else host)  # noqa: S104
+        except OSError as e:
+            raise SetupError(f"cannot pick a free port on {host}: {e.strerror}") from None
+        port = held.getsockname()[1]
+        if not reserve:
+            held.close()
+            held = None
+        else:
+            # Kept open through the exec: the reservation ends with the server.
+            held.set_inheritable(True)
     env["JUPYTERHUB_SERVICE_URL"] = service_url(
         env.get("JUPYTERHUB_SERVICE_URL"), host, port, env.get("JUPYTERHUB_SERVICE_PREFIX", "/")
     )
@@ -301,14 +348,14 @@ def prepare(argv: Sequence[str], environ: dict[str, str]) -> tuple[list[str], di
     command = list(argv)
     if env.get(PASS_PORT_VAR) == "1":
         command.append(f"--port={port}")
-    return command, env, port
+    return Launch(command, env, port, held)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point; replaces this process with CMD on success."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        command, env, port = prepare(args, dict(os.environ))
+        command, env, port, _held = prepare(args, dict(os.environ))
     except SetupError as e:
         _say(str(e))
         sys.exit(1)

@@ -50,7 +50,10 @@ class FirecRESTSpawnerTraits(Configurable):
 
         Keep ``firecrestspawner-singleuser`` first: it picks a free port on the
         node, reports it to the hub and, with ``api_token_delivery = "file"``,
-        loads the API token from its private file.
+        loads the API token from its private file. The port stays reserved
+        until the server listens, so the server must bind with
+        ``SO_REUSEADDR`` (``jupyterhub-singleuser`` does); for one that does
+        not, set ``FIRECRESTSPAWNER_RESERVE_PORT=0`` in ``environment``.
         """,
     ).tag(config=True)
 

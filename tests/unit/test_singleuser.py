@@ -8,6 +8,8 @@ import asyncio
 import base64
 import json
 import os
+import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -27,7 +29,9 @@ SCRIPT = Path(sys.executable).parent / "firecrestspawner-singleuser"
 TOKEN = "canary0api0token0" + "ab" * 16
 SCOPES = '["access:servers!server=alice/", "read:users:name!user=alice"]'
 
-# The command the job would exec: prints what it was given, and proves the port is free.
+# The command the job would exec: prints what it was given, and proves it can
+# listen on the port as a server does (SO_REUSEADDR, as tornado sets it). It
+# also says whether a bind without SO_REUSEADDR is refused: the port is held.
 PRINTER = [
     sys.executable,
     "-c",
@@ -35,8 +39,15 @@ PRINTER = [
         "import json, os, socket, sys\n"
         "from urllib.parse import urlsplit\n"
         "port = urlsplit(os.environ['JUPYTERHUB_SERVICE_URL']).port\n"
-        "s = socket.socket(); s.bind(('0.0.0.0', port)); s.close()\n"
-        "print(json.dumps({'argv': sys.argv, 'env': dict(os.environ)}))\n"
+        "plain = socket.socket()\n"
+        "try:\n"
+        "    plain.bind(('0.0.0.0', port)); held = False\n"
+        "except OSError:\n"
+        "    held = True\n"
+        "plain.close()\n"
+        "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+        "s.bind(('0.0.0.0', port)); s.listen(); s.close()\n"
+        "print(json.dumps({'argv': sys.argv, 'env': dict(os.environ), 'held': held}))\n"
     ),
 ]
 
@@ -165,6 +176,97 @@ async def test_token_file_readable_by_others_is_refused(hub, tmp_path):
     assert printed is None
     assert "readable by others" in err
     assert hub.requests == []
+
+
+@pytest.mark.timeout(60)
+async def test_the_picked_port_stays_reserved_through_the_exec(hub):
+    """Until the server listens, nothing else on the node can take the port."""
+    code, printed, err = await run(job_env(hub))
+    assert code == 0, err
+    assert printed["held"] is True
+    assert "FIRECRESTSPAWNER_RESERVE_PORT" not in printed["env"]
+
+
+@pytest.mark.timeout(60)
+async def test_the_reservation_can_be_turned_off(hub):
+    """For a server that binds without SO_REUSEADDR."""
+    code, printed, err = await run(job_env(hub, FIRECRESTSPAWNER_RESERVE_PORT="0"))
+    assert code == 0, err
+    assert printed["held"] is False
+
+
+@pytest.mark.timeout(60)
+async def test_a_port_the_hub_set_is_not_reserved(hub):
+    code, printed, err = await run(
+        job_env(hub, JUPYTERHUB_SERVICE_URL="http://0.0.0.0:57002/user/alice/")
+    )
+    assert code == 0, err
+    assert printed["held"] is False
+
+
+# Run in a network namespace of its own with an ephemeral range of 64 ports:
+# outgoing connections use up the whole range, as a busy node's do. A port that
+# was only free when picked is taken by one of them (the control); a reserved
+# one never is, and a server can still listen on it.
+_NETNS_RACE = """
+import socket, sys, threading
+from firecrestspawner.singleuser import free_port, reserve_port
+with open("/proc/sys/net/ipv4/ip_local_port_range", "w") as f:
+    f.write("40000 40063")
+server = socket.socket(); server.bind(("127.0.0.1", 5000)); server.listen(256)
+threading.Thread(target=lambda: [server.accept() for _ in iter(int, 1)], daemon=True).start()
+def exhaust():
+    taken, socks = set(), []
+    while True:
+        s = socket.socket()
+        try:
+            s.connect(("127.0.0.1", 5000))
+        except OSError:
+            s.close()
+            return taken, socks
+        taken.add(s.getsockname()[1]); socks.append(s)
+def listens(port):
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("0.0.0.0", port)); s.listen(); return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+mode = sys.argv[1]
+held = reserve_port() if mode == "reserved" else None
+port = held.getsockname()[1] if held else free_port()
+taken, socks = exhaust()
+print(port in taken, listens(port), len(taken))
+"""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("mode", "expected"), [("free", "True False"), ("reserved", "False True")])
+def test_outgoing_connections_cannot_take_a_reserved_port(mode, expected):
+    unshare = shutil.which("unshare")
+    if os.geteuid() != 0 or not unshare or not shutil.which("ip"):
+        pytest.skip("needs root, unshare and ip for a network namespace of its own")
+    done = subprocess.run(
+        [
+            unshare,
+            "-n",
+            "sh",
+            "-c",
+            'ip link set lo up && exec "$0" -c "$1" "$2"',
+            sys.executable,
+            _NETNS_RACE,
+            mode,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    taken, listens, count = done.stdout.split()
+    assert int(count) >= 60  # the range was used up
+    assert f"{taken} {listens}" == expected
 
 
 @pytest.mark.timeout(60)

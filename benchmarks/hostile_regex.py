@@ -33,7 +33,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,7 @@ from typing import Any
 
 import httpx
 
+from firecrestspawner.demo import free_port
 from firecrestspawner.emulator.config import EmulatorConfig, SystemConfig
 from firecrestspawner.emulator.testing import running_emulator
 
@@ -106,12 +106,6 @@ c.JupyterHub.load_roles = [
 c.JupyterHub.log_level = "WARN"
 c.SlurmSpawner.allow_link_spawn = True
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def python_re_seconds(length: int = 24) -> float:
@@ -429,12 +423,12 @@ def run(
             SITE.format(url=emu.url, workdir=tmp, pattern=HOSTILE_PATTERN), encoding="utf-8"
         )
         token = secrets.token_hex(16)
-        port = _free_port()
+        port = free_port()
         (Path(tmp) / "jupyterhub_config.py").write_text(
             CONFIG.format(
                 port=port,
-                hub_port=_free_port(),
-                proxy_api_port=_free_port(),
+                hub_port=free_port(),
+                proxy_api_port=free_port(),
                 tmp=tmp,
                 chp=chp,
                 url=emu.url,

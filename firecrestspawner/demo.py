@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import json
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -78,10 +79,35 @@ def slurm_answers(timeout: float = 5.0) -> bool:
 
 
 def free_port() -> int:
-    """A TCP port free on loopback right now."""
-    with socket.socket() as s:
+    """A TCP port free right now, below the kernel's ephemeral range when it can.
+
+    The demo's services bind their ports a moment after they are picked. A
+    port of the ephemeral range (the kernel's own choice) can meanwhile become
+    the local port of any outgoing connection on the machine; a port below
+    that range cannot, so only another listener could take it.
+    """
+    low = _ephemeral_low()
+    for _ in range(50):
+        port = random.randint(max(1024, low - 12000), low - 1)  # noqa: S311 - not a secret
+        with socket.socket() as s:
+            try:
+                s.bind(("", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # a crowded range: the kernel's choice
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _ephemeral_low() -> int:
+    """The first port of Linux's ephemeral range (``ip_local_port_range``); 32768 elsewhere."""
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        low = int(text.split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+    return low if low > 2048 else 32768
 
 
 def find_command(name: str) -> str | None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import socket
 import stat
 from pathlib import Path
 
 import pytest
 from traitlets.config.loader import PyFileConfigLoader
 
-from firecrestspawner.demo import HUB_SECRET_VARS, DemoError, DemoOptions, DemoStack
+from firecrestspawner.demo import HUB_SECRET_VARS, DemoError, DemoOptions, DemoStack, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -114,3 +115,14 @@ def test_emulator_process_gets_none_of_the_hubs_secrets(stack, monkeypatch):
     assert hub_env["JUPYTERHUB_CRYPT_KEY"] == stack.crypt_key
     assert hub_env["FIRECRESTSPAWNER_DEMO_CLIENT_SECRET"] == stack.client_secret
     assert hub_env["FIRECRESTSPAWNER_DEMO_SERVICE_TOKEN"] == "s" * 40
+
+
+def test_free_ports_are_below_the_ephemeral_range():
+    """Outgoing connections take their local ports from the ephemeral range, so a
+    port picked there could be gone before the demo's service binds it."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = {free_port() for _ in range(20)}
+    assert all(1024 <= p < low for p in ports), ports
+    assert len(ports) > 1  # picked at random, not one fixed port
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", ports.pop()))  # and free
